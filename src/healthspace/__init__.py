@@ -1,0 +1,5 @@
+"""healthspace: a self-hostable, private health space."""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
