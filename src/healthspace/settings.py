@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=_default_home)
     key_file: Path = Field(default_factory=_default_key_file)
     database_url: SecretStr | None = None
+    keystore_url: SecretStr | None = None
     root_key: SecretStr | None = None
     root_key_previous: SecretStr | None = None
     log_level: str = "WARNING"
@@ -52,6 +53,17 @@ class Settings(BaseSettings):
     @property
     def sqlite_path(self) -> Path:
         return self.home / "healthspace.db"
+
+    @property
+    def keystore_path(self) -> Path:
+        # Beside the root key, apart from the data: see store/keystore.py.
+        return self.key_file.parent / "keystore.db"
+
+    def effective_keystore_url(self) -> str:
+        """The keystore URL: ``HEALTHSPACE_KEYSTORE_URL`` or the file beside the root key."""
+        if self.keystore_url is not None:
+            return self.keystore_url.get_secret_value()
+        return f"sqlite:///{self.keystore_path}"
 
     def effective_database_url(self) -> str:
         """The database URL: ``HEALTHSPACE_DATABASE_URL`` or the SQLite file in the home."""

@@ -1,0 +1,5 @@
+import sys
+
+from healthspace.cli import main
+
+sys.exit(main())

@@ -1,0 +1,73 @@
+"""``healthspace records``: list what is stored, decrypted for the operator."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from healthspace.cli._context import ACTOR, cli_store
+from healthspace.cli._options import JsonOpt, UserOpt
+from healthspace.cli._output import emit_json, out_console
+from healthspace.errors import UsageError
+from healthspace.hookspecs import hookimpl
+from healthspace.store import HealthGrant, RecordRepository, Space, StoredRecord
+
+
+def record_json(stored: StoredRecord) -> dict[str, Any]:
+    """One record in the command line's JSON contract (DESIGN.md)."""
+    rec = stored.record
+    code = rec.primary_code()
+    value, unit = rec.summary_value()
+    when = rec.sort_time()
+    prov = rec.provenance
+    return {
+        "id": stored.record_id,
+        "kind": stored.kind,
+        "code": None if code is None else {"system": code.system, "code": code.code},
+        "display": rec.display_text(),
+        "value": value,
+        "unit": unit,
+        "date": None if when is None else when.isoformat(),
+        "source": "" if prov is None else (prov.file_name or prov.source),
+    }
+
+
+def records(
+    user: UserOpt,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only this record kind.")] = None,
+    space: Annotated[str, typer.Option("--space", help="health or general.")] = "health",
+    json: JsonOpt = False,
+) -> None:
+    """List a user's records."""
+    try:
+        target = Space(space)
+    except ValueError:
+        raise UsageError(f"--space: expected health or general, got {space!r}") from None
+    store = cli_store()
+    try:
+        found = store.find_user(user)
+        grant = HealthGrant.operator(ACTOR) if target is Space.HEALTH else None
+        with store.open_session(found.user_id, target, grant=grant) as session:
+            rows = [record_json(r) for r in RecordRepository(session).iter(kind=kind)]
+    finally:
+        store.close()
+    if json:
+        emit_json({"records": rows})
+        return
+    if not rows:
+        out_console.print("no records")
+        return
+    table = Table("date", "kind", "display", "value", "unit", "source")
+    for r in rows:
+        table.add_row(
+            (r["date"] or "")[:10], r["kind"], r["display"],
+            "" if r["value"] is None else str(r["value"]), r["unit"] or "", r["source"],
+        )
+    out_console.print(table)
+
+
+@hookimpl
+def register_commands(app: typer.Typer) -> None:
+    app.command("records")(records)
