@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-
-
 import typer
 
 from healthspace.cli._context import cli_settings, cli_store
 from healthspace.cli._options import JsonOpt
 from healthspace.cli._output import emit_json, err_console, out_console
 from healthspace.hookspecs import hookimpl
-
-
 
 
 def init(json: JsonOpt = False) -> None:

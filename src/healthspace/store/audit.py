@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from healthspace.store.engine import reader
 from healthspace.store.tables import audit_log
 
 __all__ = ["ChainBreak", "ChainReport", "append", "verify_chain"]
@@ -111,7 +112,7 @@ def verify_chain(engine: Engine, user_id: str | None = None) -> ChainReport:
     prev = GENESIS
     expected_seq = 0
     broken: set[str] = set()
-    with engine.connect() as conn:
+    with reader(engine) as conn:
         for row in conn.execute(query).mappings():
             rows += 1
             uid = str(row["user_id"])

@@ -17,7 +17,14 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-__all__ = ["SQLITE_PRAGMAS", "autocommit", "create_engine", "is_sqlite", "sqlite_pragmas"]
+__all__ = [
+    "SQLITE_PRAGMAS",
+    "autocommit",
+    "create_engine",
+    "is_sqlite",
+    "reader",
+    "sqlite_pragmas",
+]
 
 SQLITE_PRAGMAS: dict[str, str] = {
     "journal_mode": "WAL",
@@ -50,9 +57,12 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
 
 
 def _on_sqlite_begin(conn: sa.Connection) -> None:
-    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+    options = conn.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":
         return  # checkpoints and VACUUM must run outside a transaction
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Readers take no lock in WAL mode; everything else (and every health read
+    # writes an audit row) takes the write lock up front.
+    conn.exec_driver_sql("BEGIN" if options.get("healthspace_readonly") else "BEGIN IMMEDIATE")
 
 
 def _prepare_sqlite_file(url: str) -> None:
@@ -64,6 +74,11 @@ def _prepare_sqlite_file(url: str) -> None:
     file = Path(path)
     if not file.exists() and file.parent.is_dir():
         os.close(os.open(file, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def reader(engine: Engine) -> sa.Connection:
+    """A connection for reads only: never blocks, nor is blocked by, a writer."""
+    return engine.connect().execution_options(healthspace_readonly=True)
 
 
 def autocommit(engine: Engine) -> sa.Connection:
@@ -90,7 +105,7 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
 def sqlite_pragmas(engine: Engine) -> dict[str, str]:
     """The durability pragmas as a fresh connection reports them (for checks and tests)."""
     out: dict[str, str] = {}
-    with engine.connect() as conn:
+    with reader(engine) as conn:
         for name in ("journal_mode", "synchronous", "foreign_keys", "secure_delete"):
             out[name] = str(conn.exec_driver_sql(f"PRAGMA {name}").scalar())
         conn.rollback()

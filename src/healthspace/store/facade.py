@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from healthspace.errors import (
@@ -21,9 +21,9 @@ from healthspace.errors import (
 )
 from healthspace.store import audit, migrate
 from healthspace.store.access import HealthGrant
-from healthspace.store.engine import autocommit, is_sqlite
-from healthspace.store.session import Space, SpaceSession
+from healthspace.store.engine import autocommit, is_sqlite, reader
 from healthspace.store.keystore import KeyStore
+from healthspace.store.session import Space, SpaceSession
 from healthspace.store.tables import spaces, users
 from healthspace.vault import Vault, hash_password
 
@@ -127,7 +127,7 @@ class Store:
 
     def find_user(self, email: str) -> User:
         email = normalise_email(email)
-        with self.engine.connect() as conn:
+        with reader(self.engine) as conn:
             row = conn.execute(sa.select(users).where(users.c.email == email)).first()
             conn.rollback()
         if row is None:
@@ -135,7 +135,7 @@ class Store:
         return User(row.user_id, row.email, row.status, row.created_at)
 
     def list_users(self) -> list[User]:
-        with self.engine.connect() as conn:
+        with reader(self.engine) as conn:
             rows = conn.execute(sa.select(users).order_by(users.c.created_at)).all()
             conn.rollback()
         return [User(r.user_id, r.email, r.status, r.created_at) for r in rows]
@@ -245,7 +245,7 @@ class Store:
 
     def resume_deletions(self) -> int:
         """Finish deletions a kill interrupted; returns how many were re-driven."""
-        with self.engine.connect() as conn:
+        with reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(spaces.c.user_id, spaces.c.space, users.c.status)
                 .join(users, users.c.user_id == spaces.c.user_id)

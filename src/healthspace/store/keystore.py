@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from healthspace.errors import NotInitializedError
-from healthspace.store.engine import autocommit
+from healthspace.store.engine import autocommit, reader
 from healthspace.store.tables import data_keys, keystore_meta, keystore_metadata
 from healthspace.vault import Vault, WrappedKey
 
@@ -72,7 +72,7 @@ class KeyStore:
                 conn.execute(data_keys.insert(), rows)
 
     def get(self, user_id: str, space: str) -> list[WrappedKey]:
-        with self.engine.connect() as conn:
+        with reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(data_keys).where(data_keys.c.user_id == user_id, data_keys.c.space == space)
             ).all()
@@ -80,7 +80,7 @@ class KeyStore:
         return [_wk(r) for r in rows]
 
     def users(self) -> set[str]:
-        with self.engine.connect() as conn:
+        with reader(self.engine) as conn:
             found = {str(u) for u in conn.execute(sa.select(data_keys.c.user_id).distinct()).scalars()}
             conn.rollback()
         return found
@@ -100,7 +100,7 @@ class KeyStore:
         return int(n)
 
     def kek_ids_in_use(self) -> frozenset[str]:
-        with self.engine.connect() as conn:
+        with reader(self.engine) as conn:
             ids = frozenset(str(k) for k in conn.execute(sa.select(data_keys.c.kek_id).distinct()).scalars())
             conn.rollback()
         return ids

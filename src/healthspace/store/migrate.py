@@ -8,6 +8,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from healthspace.store.engine import reader
+
 __all__ = ["current_revision", "head_revision", "upgrade"]
 
 
@@ -24,7 +26,7 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
+    with reader(engine) as conn:
         rev = MigrationContext.configure(conn).get_current_revision()
         conn.rollback()
     return rev
