@@ -61,7 +61,8 @@ def _require_postgres() -> None:
         return
     if os.environ.get("CI") == "true":
         pytest.fail(
-            f"PostgreSQL at {PG_URL} is unreachable under CI=true; PostgreSQL tests must run: {error}",
+            f"PostgreSQL at {PG_URL} is unreachable under CI=true; "
+            f"PostgreSQL tests must run: {error}",
             pytrace=False,
         )
     pytest.skip(f"PostgreSQL unreachable ({error}); set CI=true to make this fatal")

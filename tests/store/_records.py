@@ -31,10 +31,14 @@ def lab(
         source_id=f"test-lab:{code.code}:{n}",
         code=code,
         category="laboratory",
-        value=QuantityValue(quantity=Quantity(value=value if value is not None else 150.0 + n, unit=unit)),
+        value=QuantityValue(
+            quantity=Quantity(value=value if value is not None else 150.0 + n, unit=unit)
+        ),
         effective=PartialDateTime.parse(f"{2000 + n % 25:04d}-{1 + n % 12:02d}-{1 + n % 28:02d}"),
         note=note,
-        provenance=Provenance(source="test", file_name="labs.json", original_ref=f"Observation/{n}"),
+        provenance=Provenance(
+            source="test", file_name="labs.json", original_ref=f"Observation/{n}"
+        ),
     )
 
 

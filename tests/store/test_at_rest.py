@@ -29,7 +29,9 @@ def _canary_everywhere(store: Store, user: User, canary: str) -> None:
         ingest(
             s,
             [
-                Attached(lab(1, note=f"lab note {canary}"), original=f'{{"note":"{canary}"}}'.encode()),
+                Attached(
+                    lab(1, note=f"lab note {canary}"), original=f'{{"note":"{canary}"}}'.encode()
+                ),
                 Attached(document(pdf, title=f"scan {canary}"), file=pdf),
                 Sample(metric=f"custom-{canary}", t_ms=1_700_000_000_000, value=1.0),
             ],
@@ -77,7 +79,9 @@ def test_no_plaintext_phi_in_db_wal_backup_logs_or_tmp(
 
 
 @pytest.mark.postgres
-def test_no_plaintext_phi_in_postgres_columns(pg_schema_url: str, tmp_path: Path, canary: str) -> None:
+def test_no_plaintext_phi_in_postgres_columns(
+    pg_schema_url: str, tmp_path: Path, canary: str
+) -> None:
     store = Store(
         create_engine(pg_schema_url),
         Vault(MemoryKeySource()),
@@ -91,7 +95,11 @@ def test_no_plaintext_phi_in_postgres_columns(pg_schema_url: str, tmp_path: Path
         for table in metadata.sorted_tables:
             for row in conn.execute(sa.select(table)).all():
                 for value in row:
-                    raw = bytes(value) if isinstance(value, (bytes, memoryview)) else str(value).encode()
+                    raw = (
+                        bytes(value)
+                        if isinstance(value, (bytes, memoryview))
+                        else str(value).encode()
+                    )
                     assert canary.encode() not in raw, table.name
     store.close()
 
@@ -109,13 +117,16 @@ def test_keys_are_apart_from_data(tmp_path: Path, canary: str) -> None:
     backup(store, out / "backup.db")
 
     # Every piece of key material: root keys, wrapped and unwrapped data keys.
-    material: list[bytes] = list(source._keys.values())  # noqa: SLF001 - test reads internals on purpose
+    material: list[bytes] = list(source._keys.values())
     for space in ("general", "health"):
         for wk in keystore.get(user.user_id, space):
             material.append(wk.wrapped)
             ctx = (
-                struct.pack(">I", len(user.user_id)) + user.user_id.encode()
-                + struct.pack(">I", len(space)) + space.encode() + struct.pack(">I", wk.version)
+                struct.pack(">I", len(user.user_id))
+                + user.user_id.encode()
+                + struct.pack(">I", len(space))
+                + space.encode()
+                + struct.pack(">I", wk.version)
             )
             material.append(source.unwrap(wk.kek_id, wk.wrapped, ctx))
     assert len(material) == 1 + 4
@@ -129,7 +140,9 @@ def test_keys_are_apart_from_data(tmp_path: Path, canary: str) -> None:
     stolen = tmp_path / "stolen"
     shutil.copytree(home, stolen)
     empty_keystore = KeyStore(create_engine(f"sqlite:///{tmp_path / 'other-keystore.db'}"))
-    thief = Store(create_engine(f"sqlite:///{stolen / 'hs.db'}"), Vault(source), empty_keystore, actor="x")
+    thief = Store(
+        create_engine(f"sqlite:///{stolen / 'hs.db'}"), Vault(source), empty_keystore, actor="x"
+    )
     thief.initialize()
     with pytest.raises(KeyNotFoundError):
         thief.open_session(user.user_id, Space.HEALTH, grant=HealthGrant.operator("x"))

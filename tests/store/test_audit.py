@@ -24,15 +24,20 @@ def test_chain_verifies_and_counts_every_access(store: Store, health: SpaceSessi
     report = verify_chain(store.engine)
     assert report.ok
     with store.engine.connect() as conn:
-        actions = conn.execute(
-            sa.select(audit_log.c.action).where(audit_log.c.user_id == health.user_id)
-        ).scalars().all()
+        actions = (
+            conn.execute(sa.select(audit_log.c.action).where(audit_log.c.user_id == health.user_id))
+            .scalars()
+            .all()
+        )
     assert actions.count("record.read") == 5
-    assert "import.complete" in actions and "space.open" in actions
+    assert "import.complete" in actions
+    assert "space.open" in actions
 
 
 @pytest.mark.parametrize("index", [0, 3, 7])
-def test_edited_row_breaks_chain_at_that_index(store: Store, health: SpaceSession, index: int) -> None:
+def test_edited_row_breaks_chain_at_that_index(
+    store: Store, health: SpaceSession, index: int
+) -> None:
     _populate(health)
     with store.engine.begin() as conn:
         conn.execute(
@@ -46,11 +51,15 @@ def test_edited_row_breaks_chain_at_that_index(store: Store, health: SpaceSessio
 
 
 @pytest.mark.parametrize("index", [1, 4])
-def test_deleted_row_breaks_chain_at_that_index(store: Store, health: SpaceSession, index: int) -> None:
+def test_deleted_row_breaks_chain_at_that_index(
+    store: Store, health: SpaceSession, index: int
+) -> None:
     _populate(health)
     with store.engine.begin() as conn:
         conn.execute(
-            audit_log.delete().where(audit_log.c.user_id == health.user_id, audit_log.c.seq == index)
+            audit_log.delete().where(
+                audit_log.c.user_id == health.user_id, audit_log.c.seq == index
+            )
         )
     report = verify_chain(store.engine)
     assert [(b.user_id, b.index) for b in report.breaks] == [(health.user_id, index)]

@@ -80,7 +80,9 @@ def test_account_deletion_is_complete(
                 keys.decrypt(bytes(payload), table="records", row_id=rid, column="payload")
 
 
-def test_old_backup_ciphertext_is_dead_after_deletion(store: Store, user: User, canary: str) -> None:
+def test_old_backup_ciphertext_is_dead_after_deletion(
+    store: Store, user: User, canary: str
+) -> None:
     with store.open_session(user.user_id, Space.HEALTH, grant=HealthGrant.operator("t")) as s:
         _fill(s, canary)
     wrapped = store.keystore.get(user.user_id, "health")
@@ -111,8 +113,12 @@ def test_interrupted_deletion_is_redriven(store: Store, user: User, canary: str)
     from healthspace.store.tables import spaces, users
 
     with store.engine.begin() as conn:
-        conn.execute(users.update().where(users.c.user_id == user.user_id).values(status="deleting"))
-        conn.execute(spaces.update().where(spaces.c.user_id == user.user_id).values(status="deleting"))
+        conn.execute(
+            users.update().where(users.c.user_id == user.user_id).values(status="deleting")
+        )
+        conn.execute(
+            spaces.update().where(spaces.c.user_id == user.user_id).values(status="deleting")
+        )
     with pytest.raises(KeyNotFoundError, match="being deleted"):
         store.open_session(user.user_id, Space.HEALTH, grant=HealthGrant.operator("t"))
     assert store.resume_deletions() == 1

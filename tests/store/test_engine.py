@@ -20,7 +20,12 @@ def test_every_sqlite_connection_is_durable(tmp_path: Path) -> None:
                 name: str(conn.exec_driver_sql(f"PRAGMA {name}").scalar())
                 for name in ("journal_mode", "synchronous", "foreign_keys", "secure_delete")
             }
-            assert got == {"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "secure_delete": "1"}
+            assert got == {
+                "journal_mode": "wal",
+                "synchronous": "2",
+                "foreign_keys": "1",
+                "secure_delete": "1",
+            }
     finally:
         for conn in conns:
             conn.close()

@@ -30,7 +30,9 @@ def test_general_session_cannot_decrypt_a_health_row(
     # Even a buggy query that fetches the health row cannot decrypt it: the key
     # differs and the associated data names the health space.
     with store.engine.connect() as conn:
-        payload = conn.execute(sa.select(records.c.payload).where(records.c.record_id == health_id)).scalar()
+        payload = conn.execute(
+            sa.select(records.c.payload).where(records.c.record_id == health_id)
+        ).scalar()
     assert payload is not None
     with pytest.raises(IntegrityError):
         general.decrypt(bytes(payload), table="records", row_id=health_id, column="payload")
@@ -53,7 +55,9 @@ def test_another_users_session_cannot_decrypt(store: Store, health: SpaceSession
         with pytest.raises(UsageError):
             RecordRepository(theirs).get(rid)
         with store.engine.connect() as conn:
-            payload = conn.execute(sa.select(records.c.payload).where(records.c.record_id == rid)).scalar()
+            payload = conn.execute(
+                sa.select(records.c.payload).where(records.c.record_id == rid)
+            ).scalar()
         with pytest.raises(IntegrityError):
             theirs.decrypt(bytes(payload), table="records", row_id=rid, column="payload")
 

@@ -33,7 +33,9 @@ def logical_dump(store: Store) -> dict[str, list[tuple[object, ...]]]:
 
 
 def test_ingest_then_read_back(health: SpaceSession) -> None:
-    items = [lab(i) for i in range(30)] + [lab(i, code=HBA1C, value=5.0 + i / 10, unit="%") for i in range(5)]
+    items = [lab(i) for i in range(30)] + [
+        lab(i, code=HBA1C, value=5.0 + i / 10, unit="%") for i in range(5)
+    ]
     result = ingest(health, items, source="test", input_sha256="a" * 64)
     assert result.imported == {"observation": 35}
     assert result.skipped_duplicates == 0
@@ -41,7 +43,9 @@ def test_ingest_then_read_back(health: SpaceSession) -> None:
     stored = repo.list(kind="observation")
     assert len(stored) == 35
     assert {s.record for s in stored} == set(items)
-    assert [s.record for s in repo.list(code=HBA1C)] == sorted(items[30:], key=lambda r: r.sort_time())
+    assert [s.record for s in repo.list(code=HBA1C)] == sorted(
+        items[30:], key=lambda r: r.sort_time()
+    )
     assert repo.count_by_kind() == {"observation": 35}
     one = stored[0]
     assert repo.get(one.record_id).record == one.record
@@ -80,7 +84,9 @@ def _failing(items: list[object], at: int) -> Iterator[object]:
 
 
 @pytest.mark.parametrize("fail_at", [3, 25, 95])
-def test_failed_import_leaves_store_unchanged(store: Store, health: SpaceSession, fail_at: int) -> None:
+def test_failed_import_leaves_store_unchanged(
+    store: Store, health: SpaceSession, fail_at: int
+) -> None:
     ingest(health, [lab(1000 + i) for i in range(5)], source="test")
     before = logical_dump(store)
     items: list[object] = [lab(i) for i in range(100)]
@@ -140,7 +146,9 @@ def test_original_and_file_are_kept_encrypted(health: SpaceSession) -> None:
 
 def test_series_samples_go_to_chunks(health: SpaceSession) -> None:
     day = 1_700_000_000_000 - 1_700_000_000_000 % 86_400_000
-    samples = [Sample(metric="heart_rate", t_ms=day + i * 60_000, value=60.0 + i % 5) for i in range(100)]
+    samples = [
+        Sample(metric="heart_rate", t_ms=day + i * 60_000, value=60.0 + i % 5) for i in range(100)
+    ]
     result = ingest(health, samples, source="test")
     assert result.samples == 100
     daily = SeriesRepository(health).daily("heart_rate")

@@ -100,7 +100,10 @@ def _copy_postgres(engine: Engine, dst: sqlite3.Connection) -> None:
     with target.begin() as tconn:
         metadata.create_all(tconn)
         tconn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
-    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, target.begin() as tconn:
+    with (
+        engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn,
+        target.begin() as tconn,
+    ):
         version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
         tconn.exec_driver_sql("INSERT INTO alembic_version VALUES (?)", (version,))
         for table in metadata.sorted_tables:
@@ -120,7 +123,7 @@ def _open_backup(path: Path) -> sa.Engine:
     engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
     try:
         with engine.connect() as conn:
-            meta = dict(conn.exec_driver_sql("SELECT key, value FROM backup_meta").all())
+            meta: dict[str, str] = dict(conn.exec_driver_sql("SELECT key, value FROM backup_meta").all())
     except sa.exc.DBAPIError:
         engine.dispose()
         raise BackupError(f"{path}: not a healthspace backup (no backup_meta table)") from None

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from healthspace.errors import HealthspaceError, IngestError
-from healthspace.model import Record, Sample, SampleBatch, record_to_json
+from healthspace.model import AnyRecord, Sample, SampleBatch, record_to_json
 from healthspace.model.item import Attached
 from healthspace.store.records import code_index, delete_job_rows
 from healthspace.store.series import SeriesRepository
@@ -180,7 +180,9 @@ class _Job:
             self.row_exists = True
         self._write_records(conn, pending.records)
         if pending.samples:
-            self.result.samples += self.series.write(conn, pending.samples, job_key=self.result.job_id)
+            self.result.samples += self.series.write(
+                conn, pending.samples, job_key=self.result.job_id
+            )
         for batch in pending.batches:
             self.result.samples += self.series.write(conn, batch, job_key=self.result.job_id)
         self.cursor = done
@@ -218,7 +220,9 @@ class _Job:
         for ident, item in by_identity.items():
             record = item.record
             plain = record_to_json(record)
-            content = s.blind(hashlib.sha256(plain + (item.original or b"")).hexdigest(), domain="content")
+            content = s.blind(
+                hashlib.sha256(plain + (item.original or b"")).hexdigest(), domain="content"
+            )
             code = record.primary_code()
             cidx = code_index(s, code) if code is not None else None
             found = existing.get(ident)
@@ -231,9 +235,15 @@ class _Job:
                 # leaves the old version untouched.
                 self.updates.append(
                     _Update(
-                        record_id, record.kind, _ms(record.sort_time()), cidx, content,
+                        record_id,
+                        record.kind,
+                        _ms(record.sort_time()),
+                        cidx,
+                        content,
                         s.encrypt(plain, table="records", row_id=record_id, column="payload"),
-                        None if item.original is None else s.encrypt(
+                        None
+                        if item.original is None
+                        else s.encrypt(
                             item.original, table="records", row_id=record_id, column="original"
                         ),
                     )
@@ -254,10 +264,14 @@ class _Job:
                     "identity": ident,
                     "content_hash": content,
                     "job_id": self.result.job_id,
-                    "payload": s.encrypt(plain, table="records", row_id=record_id, column="payload"),
+                    "payload": s.encrypt(
+                        plain, table="records", row_id=record_id, column="payload"
+                    ),
                     "original": None
                     if item.original is None
-                    else s.encrypt(item.original, table="records", row_id=record_id, column="original"),
+                    else s.encrypt(
+                        item.original, table="records", row_id=record_id, column="original"
+                    ),
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -266,7 +280,7 @@ class _Job:
         if rows:
             conn.execute(records.insert(), rows)
 
-    def _store_file(self, conn: Connection, record: Record, data: bytes) -> Record:
+    def _store_file(self, conn: Connection, record: AnyRecord, data: bytes) -> AnyRecord:
         s = self.session
         digest = hashlib.sha256(data).hexdigest()
         sha_index = s.blind(digest, domain="file")
@@ -333,13 +347,17 @@ class _Job:
                     import_jobs.c.user_id == s.user_id, import_jobs.c.job_id == self.result.job_id
                 )
             )
-            s.audit(conn, "import.failed", target=f"job:{self.result.job_id} source={self.source}",
-                    outcome="failed")
+            s.audit(
+                conn,
+                "import.failed",
+                target=f"job:{self.result.job_id} source={self.source}",
+                outcome="failed",
+            )
 
 
 def ingest(
     session: SpaceSession,
-    items: Iterable[Record | Attached | Sample | SampleBatch],
+    items: Iterable[AnyRecord | Attached | Sample | SampleBatch],
     *,
     source: str,
     input_sha256: str | None = None,

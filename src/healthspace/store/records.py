@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -55,9 +56,11 @@ class RecordRepository:
     def __init__(self, session: SpaceSession) -> None:
         self.session = session
 
-    def _decode(self, row: sa.Row[tuple[str, str, int | None, str, bytes]]) -> StoredRecord:
-        record_id, kind, effective_ms, job_id, payload = row
-        plain = self.session.decrypt(bytes(payload), table=TABLE, row_id=record_id, column="payload")
+    def _decode(self, row: Any) -> StoredRecord:
+        record_id, kind, effective_ms, job_id, payload = tuple(row)
+        plain = self.session.decrypt(
+            bytes(payload), table=TABLE, row_id=record_id, column="payload"
+        )
         return StoredRecord(record_id, kind, effective_ms, job_id, record_from_json(plain))
 
     def _columns(self) -> Sequence[sa.ColumnElement[object]]:
@@ -67,13 +70,19 @@ class RecordRepository:
     def get(self, record_id: str) -> StoredRecord:
         with self.session.begin() as conn:
             row = conn.execute(
-                sa.select(*self._columns()).where(_visible(self.session), records.c.record_id == record_id)
+                sa.select(*self._columns()).where(
+                    _visible(self.session), records.c.record_id == record_id
+                )
             ).first()
-            self.session.audit(conn, "record.read", target=f"record:{record_id}",
-                               outcome="ok" if row is not None else "not_found")
+            self.session.audit(
+                conn,
+                "record.read",
+                target=f"record:{record_id}",
+                outcome="ok" if row is not None else "not_found",
+            )
         if row is None:
             raise UsageError(f"no record {record_id} in this space")
-        return self._decode(row)  # type: ignore[arg-type]
+        return self._decode(row)
 
     def list(
         self,
@@ -84,7 +93,9 @@ class RecordRepository:
         until_ms: int | None = None,
         limit: int | None = None,
     ) -> list[StoredRecord]:
-        return list(self.iter(kind=kind, code=code, since_ms=since_ms, until_ms=until_ms, limit=limit))
+        return list(
+            self.iter(kind=kind, code=code, since_ms=since_ms, until_ms=until_ms, limit=limit)
+        )
 
     def iter(
         self,
@@ -111,18 +122,22 @@ class RecordRepository:
             rows = conn.execute(query).all()
             self.session.audit(conn, "record.list", target=f"kind={kind or '*'} n={len(rows)}")
         for row in rows:
-            yield self._decode(row)  # type: ignore[arg-type]
+            yield self._decode(row)
 
     def original(self, record_id: str) -> bytes | None:
         """The source's own bytes for a record (e.g. the FHIR resource), if kept."""
         with self.session.begin() as conn:
             row = conn.execute(
-                sa.select(records.c.original).where(_visible(self.session), records.c.record_id == record_id)
+                sa.select(records.c.original).where(
+                    _visible(self.session), records.c.record_id == record_id
+                )
             ).first()
             self.session.audit(conn, "record.read_original", target=f"record:{record_id}")
         if row is None or row.original is None:
             return None
-        return self.session.decrypt(bytes(row.original), table=TABLE, row_id=record_id, column="original")
+        return self.session.decrypt(
+            bytes(row.original), table=TABLE, row_id=record_id, column="original"
+        )
 
     def count_by_kind(self) -> dict[str, int]:
         query = (
@@ -154,7 +169,9 @@ class FileRepository:
             self.session.audit(conn, "file.read", target=f"file:{file_id}")
         if row is None:
             raise UsageError(f"no file {file_id} in this space")
-        return self.session.decrypt(bytes(row.payload), table="files", row_id=file_id, column="payload")
+        return self.session.decrypt(
+            bytes(row.payload), table="files", row_id=file_id, column="payload"
+        )
 
 
 def delete_job_rows(conn: Connection, session: SpaceSession, job_id: str) -> None:

@@ -1,0 +1,1 @@
+"""Outbound apps: manifests, consent and the egress gateway."""

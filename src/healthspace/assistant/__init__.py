@@ -1,0 +1,1 @@
+"""The assistant: triage, routing, composing grounded answers; LLM backends in ``backends``."""

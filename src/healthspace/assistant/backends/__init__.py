@@ -1,0 +1,1 @@
+"""LLM backends: the only place that imports an LLM SDK."""

@@ -1,0 +1,1 @@
+"""Evaluation harness: rubric, triage, grounding and topic-detection suites."""

@@ -1,0 +1,1 @@
+"""Deterministic analytics over stored records, every fact citing its record ids."""

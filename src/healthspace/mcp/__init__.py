@@ -1,0 +1,1 @@
+"""MCP server: thin, consent-gated wrappers over insights and the assistant."""

@@ -1,0 +1,1 @@
+"""Input formats: bytes in, model items out; pure (no database, no network)."""
