@@ -48,7 +48,9 @@ def restore(
     source, _ = root_key_source(settings, create=False)
     settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
     keystore = KeyStore(create_engine(settings.effective_keystore_url()))
-    store = Store(create_engine(settings.effective_database_url()), Vault(source), keystore, actor=ACTOR)
+    store = Store(
+        create_engine(settings.effective_database_url()), Vault(source), keystore, actor=ACTOR
+    )
     try:
         counts = do_restore(store, file)
     finally:

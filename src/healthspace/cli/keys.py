@@ -24,7 +24,9 @@ def rotate(json: JsonOpt = False) -> None:
     if json:
         emit_json(doc)
     else:
-        out_console.print(f"re-wrapped {report.rewrapped} data keys under root key {report.root_key_id}")
+        out_console.print(
+            f"re-wrapped {report.rewrapped} data keys under root key {report.root_key_id}"
+        )
 
 
 @hookimpl

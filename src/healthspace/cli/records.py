@@ -62,8 +62,12 @@ def records(
     table = Table("date", "kind", "display", "value", "unit", "source")
     for r in rows:
         table.add_row(
-            (r["date"] or "")[:10], r["kind"], r["display"],
-            "" if r["value"] is None else str(r["value"]), r["unit"] or "", r["source"],
+            (r["date"] or "")[:10],
+            r["kind"],
+            r["display"],
+            "" if r["value"] is None else str(r["value"]),
+            r["unit"] or "",
+            r["source"],
         )
     out_console.print(table)
 

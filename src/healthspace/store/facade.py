@@ -197,12 +197,17 @@ class Store:
     def _shred(self, user_id: str, targets: tuple[Space, ...], *, delete_user: bool) -> None:
         names = [s.value for s in targets]
         with self.engine.begin() as conn:
-            if conn.execute(sa.select(users.c.user_id).where(users.c.user_id == user_id)).first() is None:
+            if (
+                conn.execute(sa.select(users.c.user_id).where(users.c.user_id == user_id)).first()
+                is None
+            ):
                 raise UserNotFoundError("no such user")
             # Step 1, durable intent: if we are killed from here on, the deletion is
             # re-driven on the next open (resume_deletions).
             if delete_user:
-                conn.execute(users.update().where(users.c.user_id == user_id).values(status="deleting"))
+                conn.execute(
+                    users.update().where(users.c.user_id == user_id).values(status="deleting")
+                )
             conn.execute(
                 spaces.update()
                 .where(spaces.c.user_id == user_id, spaces.c.space.in_(names))
@@ -292,7 +297,9 @@ class Store:
         step("done")
         return RotationReport(rewrapped=count, root_key_id=primary)
 
-    def record_event(self, action: str, *, user_id: str = audit.SYSTEM, target: str | None = None) -> None:
+    def record_event(
+        self, action: str, *, user_id: str = audit.SYSTEM, target: str | None = None
+    ) -> None:
         """Write a non-space event (init, backup, restore) to the audit log."""
         with self.engine.begin() as conn:
             audit.append(conn, user_id=user_id, actor=self.actor, action=action, target=target)

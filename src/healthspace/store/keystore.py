@@ -48,7 +48,9 @@ class KeyStore:
                 sa.select(keystore_meta.c.value).where(keystore_meta.c.key == "schema_version")
             ).scalar()
             if found is None:
-                conn.execute(keystore_meta.insert().values(key="schema_version", value=SCHEMA_VERSION))
+                conn.execute(
+                    keystore_meta.insert().values(key="schema_version", value=SCHEMA_VERSION)
+                )
 
     def check_initialized(self) -> None:
         if not sa.inspect(self.engine).has_table("data_keys"):
@@ -74,14 +76,18 @@ class KeyStore:
     def get(self, user_id: str, space: str) -> list[WrappedKey]:
         with reader(self.engine) as conn:
             rows = conn.execute(
-                sa.select(data_keys).where(data_keys.c.user_id == user_id, data_keys.c.space == space)
+                sa.select(data_keys).where(
+                    data_keys.c.user_id == user_id, data_keys.c.space == space
+                )
             ).all()
             conn.rollback()
         return [_wk(r) for r in rows]
 
     def users(self) -> set[str]:
         with reader(self.engine) as conn:
-            found = {str(u) for u in conn.execute(sa.select(data_keys.c.user_id).distinct()).scalars()}
+            found = {
+                str(u) for u in conn.execute(sa.select(data_keys.c.user_id).distinct()).scalars()
+            }
             conn.rollback()
         return found
 
@@ -101,7 +107,9 @@ class KeyStore:
 
     def kek_ids_in_use(self) -> frozenset[str]:
         with reader(self.engine) as conn:
-            ids = frozenset(str(k) for k in conn.execute(sa.select(data_keys.c.kek_id).distinct()).scalars())
+            ids = frozenset(
+                str(k) for k in conn.execute(sa.select(data_keys.c.kek_id).distinct()).scalars()
+            )
             conn.rollback()
         return ids
 

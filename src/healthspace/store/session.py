@@ -40,7 +40,9 @@ class SpaceSession:
         self.actor = actor
 
     def __repr__(self) -> str:
-        return f"SpaceSession(user={self.user_id!r}, space={self.space.value!r}, actor={self.actor!r})"
+        return (
+            f"SpaceSession(user={self.user_id!r}, space={self.space.value!r}, actor={self.actor!r})"
+        )
 
     def __enter__(self) -> SpaceSession:
         return self
@@ -66,7 +68,9 @@ class SpaceSession:
 
     def require(self, space: Space) -> None:
         if self.space is not space:
-            raise SpaceAccessError(f"this session holds the {self.space.value} space, not {space.value}")
+            raise SpaceAccessError(
+                f"this session holds the {self.space.value} space, not {space.value}"
+            )
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:

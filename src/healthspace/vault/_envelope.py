@@ -59,9 +59,9 @@ def new_nonce() -> bytes:
 
 def derive_subkey(key: bytes, purpose: bytes) -> bytes:
     """Separate keys per purpose (encryption, blind index) from one data key."""
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"healthspace/" + purpose).derive(
-        key
-    )
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"healthspace/" + purpose
+    ).derive(key)
 
 
 class DataCipher:

@@ -65,7 +65,9 @@ def _check_strength(key: bytes, where: str) -> None:
     # A random 256-bit key has ~28 distinct byte values; fewer than 16 means it was
     # typed or derived from something guessable.
     if key in _KNOWN_DEFAULTS or len(set(key)) < 16:
-        raise RootKeyError(f"{where}: root key is a known or low-entropy value; generate a random one")
+        raise RootKeyError(
+            f"{where}: root key is a known or low-entropy value; generate a random one"
+        )
 
 
 def _wrap(kek: bytes, dek: bytes, context: bytes) -> bytes:

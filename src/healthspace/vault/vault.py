@@ -30,7 +30,9 @@ class WrappedKey:
 
 def _wrap_context(user_id: str, space: str, version: int) -> bytes:
     u, s = user_id.encode(), space.encode()
-    return struct.pack(">I", len(u)) + u + struct.pack(">I", len(s)) + s + struct.pack(">I", version)
+    return (
+        struct.pack(">I", len(u)) + u + struct.pack(">I", len(s)) + s + struct.pack(">I", version)
+    )
 
 
 class SpaceKeys:
@@ -49,9 +51,7 @@ class SpaceKeys:
             raise KeyNotFoundError(f"no data key for space {space!r}")
         self.user_id = user_id
         self.space = space
-        self._ciphers: dict[int, DataCipher] | None = {
-            v: DataCipher(k, v) for v, k in keys.items()
-        }
+        self._ciphers: dict[int, DataCipher] | None = {v: DataCipher(k, v) for v, k in keys.items()}
         self._current: DataCipher | None = self._ciphers[max(keys)]
         # The index key stays tied to the first data key so blind indexes survive
         # a data-key rotation.
