@@ -17,6 +17,7 @@ The tree::
      │   ├─ IngestError           an import job failed; nothing of it was kept
      │   └─ BackupError           backup or restore could not be completed
      ├─ SourceError              input that a source cannot read; names file and place
+     ├─ UnitConversionError      (model.units; also a ValueError) units that cannot convert
      └─ UsageError               a command or API call that cannot be carried out as asked
 
 Messages never contain keys, tokens, passwords or record contents: they name the

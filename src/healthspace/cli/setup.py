@@ -26,6 +26,11 @@ def init(json: JsonOpt = False) -> None:
         }
     finally:
         store.close()
+    if key_file is not None and settings.key_file.resolve().is_relative_to(settings.home.resolve()):
+        err_console.print(
+            "warning: the root key is inside HEALTHSPACE_HOME, so a copy of the data "
+            "directory carries its key; set HEALTHSPACE_KEY_FILE to a path outside it"
+        )
     if json:
         emit_json(doc)
         return
