@@ -151,6 +151,7 @@ def test_series_samples_go_to_chunks(health: SpaceSession) -> None:
     ]
     result = ingest(health, samples, source="test")
     assert result.samples == 100
+    assert ingest(health, samples, source="test").samples == 0  # re-import adds nothing
     daily = SeriesRepository(health).daily("heart_rate")
     assert len(daily) == 1
     assert daily[0].n == 100

@@ -1,1 +1,1 @@
-"""HTTP API (FastAPI): ``create_app(settings)``, one router per resource. Arrives with the API work."""
+"""HTTP API (FastAPI): ``create_app(settings)``, one router per resource."""

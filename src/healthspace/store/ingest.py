@@ -328,7 +328,9 @@ class _Job:
                 )
             )
         self.result.updated = len(self.updates)
-        self.series.finalize_job(conn, self.result.job_id)
+        # Samples count what became new or changed in the visible data, so a
+        # re-import reports 0 however many it re-read.
+        self.result.samples = self.series.finalize_job(conn, self.result.job_id)
         values = self._job_values("complete")
         conn.execute(
             import_jobs.update()
