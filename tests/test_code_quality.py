@@ -52,7 +52,8 @@ def test_nothing_names_this_machine() -> None:
     tracked = _run("git", "ls-files").stdout.split()
     if not tracked:
         pytest.skip("not a git checkout")
-    needles = ("/work/", "/root/", "/tmp/pytest")
+    # Computed here, never written down: the checkout's parent and the home directory.
+    needles = tuple(str(p) + "/" for p in {ROOT.parent, Path.home()} if len(p.parts) > 1)
     offenders = []
     for name in tracked:
         path = ROOT / name
