@@ -19,6 +19,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "healthspace.cli.keys",
     "healthspace.cli.backups",
     "healthspace.cli.demo",
+    "healthspace.cli.imports",
+    "healthspace.cli.review",
+    # Sources (one line each).
 )
 
 

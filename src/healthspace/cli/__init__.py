@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and turn our errors into one-line failures."""
     app = build_app()
     try:
-        app(args=argv, prog_name="healthspace", standalone_mode=False)
+        # Without standalone mode, a command's typer.Exit(code) comes back as the
+        # return value instead of being raised.
+        returned = app(args=argv, prog_name="healthspace", standalone_mode=False)
     except HealthspaceError as exc:
         fail_line(str(exc))
         return 1
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             f"unexpected {type(exc).__name__}; rerun with HEALTHSPACE_LOG_LEVEL=DEBUG for details"
         )
         return 1
-    return 0
+    return returned if isinstance(returned, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

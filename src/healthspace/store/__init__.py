@@ -3,6 +3,7 @@
 Space-scoped repositories over SQLite or PostgreSQL, encrypted through the vault.
 """
 
+from healthspace.store import review
 from healthspace.store.access import HealthGrant
 from healthspace.store.audit import ChainReport, verify_chain
 from healthspace.store.facade import RotationReport, Store, User
@@ -27,5 +28,6 @@ __all__ = [
     "User",
     "ingest",
     "open_store",
+    "review",
     "verify_chain",
 ]

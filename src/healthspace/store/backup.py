@@ -123,7 +123,9 @@ def _open_backup(path: Path) -> sa.Engine:
     engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
     try:
         with engine.connect() as conn:
-            meta: dict[str, str] = dict(conn.exec_driver_sql("SELECT key, value FROM backup_meta").all())
+            meta: dict[str, str] = dict(
+                conn.exec_driver_sql("SELECT key, value FROM backup_meta").all()
+            )
     except sa.exc.DBAPIError:
         engine.dispose()
         raise BackupError(f"{path}: not a healthspace backup (no backup_meta table)") from None

@@ -311,7 +311,7 @@ class _Job:
             return record.model_copy(update={"content_ref": file_id})
         return record
 
-    def complete(self, conn: Connection) -> None:
+    def complete(self, conn: Connection, *, hold_for_review: bool = False) -> None:
         s = self.session
         for u in self.updates:
             conn.execute(
@@ -331,7 +331,7 @@ class _Job:
         # Samples count what became new or changed in the visible data, so a
         # re-import reports 0 however many it re-read.
         self.result.samples = self.series.finalize_job(conn, self.result.job_id)
-        values = self._job_values("complete")
+        values = self._job_values("review" if hold_for_review else "complete")
         conn.execute(
             import_jobs.update()
             .where(import_jobs.c.user_id == s.user_id, import_jobs.c.job_id == self.result.job_id)
@@ -366,12 +366,17 @@ def ingest(
     progress: ProgressCallback | None = None,
     batch_records: int = 5000,
     batch_samples: int = 500_000,
+    hold_for_review: bool = False,
 ) -> IngestResult:
     """Write ``items`` as one import job; see the module docstring for the guarantees.
 
     ``input_sha256`` identifies the input (the file's hash): a job interrupted while
     importing it is resumed by the next call with the same hash. The iterator must
     yield the same items in the same order for the same input.
+
+    ``hold_for_review`` ends the job in status "review" instead of "complete": its
+    records stay invisible until the person confirms them (see ``store.review``).
+    Used for values read by extraction (PDF text, OCR), never saved silently.
     """
     job = _Job(session, source, input_sha256 or uuid.uuid4().hex)
     job.find_resumable()
@@ -398,8 +403,10 @@ def ingest(
                 if progress is not None:
                     progress(done)
         with session.begin() as conn:
+            if hold_for_review and (pending.samples or pending.batches or job.result.samples):
+                raise IngestError("samples cannot be held for review; import them directly")
             job.flush(conn, pending, done)
-            job.complete(conn)
+            job.complete(conn, hold_for_review=hold_for_review)
         if progress is not None:
             progress(done)
     except Exception as exc:

@@ -1,0 +1,75 @@
+"""``healthspace import``: bring files in, each as one atomic, idempotent job."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn
+
+from healthspace.cli._context import ACTOR, cli_store
+from healthspace.cli._options import JsonOpt, UserOpt
+from healthspace.cli._output import emit_json, err_console, fail_line, out_console
+from healthspace.errors import UsageError
+from healthspace.hookspecs import hookimpl
+from healthspace.sources.pipeline import import_paths
+from healthspace.store import HealthGrant, Space
+
+
+def import_command(
+    paths: Annotated[list[Path], typer.Argument(help="Files or ZIP archives to import.")],
+    user: UserOpt,
+    space: Annotated[str, typer.Option("--space", help="health or general.")] = "health",
+    json: JsonOpt = False,
+) -> None:
+    """Import files; each is sniffed, parsed and written atomically (re-import adds 0)."""
+    try:
+        target = Space(space)
+    except ValueError:
+        raise UsageError(f"--space: expected health or general, got {space!r}") from None
+    store = cli_store()
+    try:
+        found = store.find_user(user)
+        grant = HealthGrant.operator(ACTOR) if target is Space.HEALTH else None
+        with store.open_session(found.user_id, target, grant=grant) as session:
+            if sys.stderr.isatty():
+                with Progress(
+                    SpinnerColumn(), TextColumn("{task.description}"), console=err_console
+                ) as bar:
+                    task = bar.add_task("importing")
+
+                    def show(name: str, done: int) -> None:
+                        bar.update(task, description=f"{Path(name).name}: {done:,} items")
+
+                    report = import_paths(session, paths, progress=show)
+            else:
+                report = import_paths(session, paths)
+    finally:
+        store.close()
+    if json:
+        emit_json(report.as_json())
+    else:
+        for f in report.files:
+            if f.error:
+                continue
+            counts = ", ".join(
+                f"{n} {k}" for k, n in sorted((f.result.imported if f.result else {}).items())
+            )
+            skipped = f.result.skipped_duplicates if f.result else 0
+            held = " (held for your review: healthspace review list)" if f.held_for_review else ""
+            out_console.print(
+                f"{f.file}: {counts or 'nothing new'}; {skipped} duplicates skipped{held}"
+            )
+            for w in f.warnings:
+                err_console.print(f"warning: {w}")
+    for error in report.errors:
+        fail_line(error)
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@hookimpl
+def register_commands(app: typer.Typer) -> None:
+    app.command("import")(import_command)

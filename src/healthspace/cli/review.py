@@ -1,0 +1,111 @@
+"""``healthspace review``: confirm or reject extracted values before they count."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from healthspace.cli._context import ACTOR, cli_store
+from healthspace.cli._options import JsonOpt, UserOpt
+from healthspace.cli._output import emit_json, out_console
+from healthspace.cli.records import record_json
+from healthspace.hookspecs import hookimpl
+from healthspace.store import HealthGrant, review
+
+review_app = typer.Typer(help="Review values extracted from PDFs and photos.", no_args_is_help=True)
+
+JobArg = Annotated[str, typer.Argument(help="The import job id (from `review list`).")]
+
+
+@review_app.command("list")
+def list_pending(user: UserOpt, json: JsonOpt = False) -> None:
+    """Imports waiting for your review."""
+    store = cli_store()
+    try:
+        found = store.find_user(user)
+        with store.health_session(found.user_id, HealthGrant.operator(ACTOR)) as session:
+            jobs = review.pending_jobs(session)
+    finally:
+        store.close()
+    doc = {
+        "pending": [
+            {
+                "job_id": j.job_id,
+                "source": j.source,
+                "started_at": j.started_at.isoformat(),
+                "counts": j.counts,
+            }
+            for j in jobs
+        ]
+    }
+    if json:
+        emit_json(doc)
+        return
+    if not jobs:
+        out_console.print("nothing waiting for review")
+    for j in jobs:
+        out_console.print(f"{j.job_id}  {j.source}  {sum(j.counts.values())} records")
+
+
+@review_app.command("show")
+def show(job: JobArg, user: UserOpt, json: JsonOpt = False) -> None:
+    """The records an import extracted, as they would be saved."""
+    store = cli_store()
+    try:
+        found = store.find_user(user)
+        with store.health_session(found.user_id, HealthGrant.operator(ACTOR)) as session:
+            rows = [record_json(r) for r in review.pending_records(session, job)]
+    finally:
+        store.close()
+    if json:
+        emit_json({"records": rows})
+        return
+    for r in rows:
+        out_console.print(
+            f"{r['id']}  {(r['date'] or '')[:10]}  {r['display']}  {r['value']} {r['unit'] or ''}"
+        )
+
+
+@review_app.command("confirm")
+def confirm(
+    job: JobArg,
+    user: UserOpt,
+    keep: Annotated[
+        list[str] | None, typer.Option("--keep", help="Keep only these record ids (repeat).")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Save an import's records (all, or only those given with --keep)."""
+    store = cli_store()
+    try:
+        found = store.find_user(user)
+        with store.health_session(found.user_id, HealthGrant.operator(ACTOR)) as session:
+            kept = review.confirm(session, job, keep)
+    finally:
+        store.close()
+    if json:
+        emit_json({"job_id": job, "kept": kept})
+    else:
+        out_console.print(f"saved {kept} records from {job}")
+
+
+@review_app.command("reject")
+def reject(job: JobArg, user: UserOpt, json: JsonOpt = False) -> None:
+    """Discard an import's extracted records."""
+    store = cli_store()
+    try:
+        found = store.find_user(user)
+        with store.health_session(found.user_id, HealthGrant.operator(ACTOR)) as session:
+            review.reject(session, job)
+    finally:
+        store.close()
+    if json:
+        emit_json({"job_id": job, "rejected": True})
+    else:
+        out_console.print(f"discarded {job}")
+
+
+@hookimpl
+def register_commands(app: typer.Typer) -> None:
+    app.add_typer(review_app, name="review")
