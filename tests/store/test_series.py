@@ -321,3 +321,10 @@ def test_each_call_is_audited_once_without_names(health: SpaceSession, store: St
         ("series.read", "series"),
         ("series.write", "series"),
     ]
+
+
+def test_open_ended_windows_do_not_overflow(health: SpaceSession) -> None:
+    write(health, heart_rate(1, seed=3))
+    repo = SeriesRepository(health)
+    assert len(repo.samples("heart_rate", 0, 2**62)) > 0
+    assert repo.daily("heart_rate", -(2**62), 2**62)

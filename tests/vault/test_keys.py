@@ -113,3 +113,11 @@ def test_blind_index_is_keyed_and_domain_separated() -> None:
     )
     assert k1.index("x", domain="code") != k1.index("x", domain="identity")
     assert len(k1.index("x", domain="code")) == 16
+
+
+def test_stale_temporary_key_copies_are_removed(tmp_path: Path) -> None:
+    src = KeyFileSource.create(tmp_path / "root.key")
+    stale = tmp_path / ".root.key.deadbeef.tmp"
+    stale.write_bytes(src.path.read_bytes())
+    KeyFileSource(src.path)
+    assert not stale.exists()

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from healthspace.errors import BackupError, HealthspaceError
-from healthspace.store import migrate
+from healthspace.store import audit, migrate
 from healthspace.store.facade import Store
 from healthspace.store.tables import audit_log, metadata, users
 
@@ -128,10 +128,20 @@ def _open_backup(path: Path) -> sa.Engine:
             )
     except sa.exc.DBAPIError:
         engine.dispose()
-        raise BackupError(f"{path}: not a healthspace backup (no backup_meta table)") from None
+        raise BackupError(
+            f"{path}: not a healthspace backup (no backup_meta table, or damaged)"
+        ) from None
     if meta.get("format") != BACKUP_FORMAT:
         engine.dispose()
         raise BackupError(f"{path}: unknown backup format {meta.get('format')!r}")
+    try:
+        with engine.connect() as conn:
+            check = conn.exec_driver_sql("PRAGMA quick_check").scalar()
+    except sa.exc.DBAPIError:
+        check = "unreadable"
+    if check != "ok":
+        engine.dispose()
+        raise BackupError(f"{path}: backup file is damaged (integrity check failed)")
     return engine
 
 
@@ -153,8 +163,7 @@ def restore(store: Store, path: Path) -> dict[str, int]:
                 )
             migrate.upgrade(store.engine, str(revision))
             with store.engine.begin() as tconn:
-                if tconn.execute(sa.select(sa.func.count()).select_from(users)).scalar():
-                    raise BackupError("restore needs an empty store; this one already has users")
+                earlier = _take_empty_target(tconn)
                 counts: dict[str, int] = {}
                 for table in metadata.sorted_tables:
                     n = 0
@@ -163,11 +172,28 @@ def restore(store: Store, path: Path) -> dict[str, int]:
                         # Accounts deleted since the backup stay deleted: their keys
                         # are gone, so their rows could never be read again anyway.
                         query = query.where(table.c.user_id.not_in(shredded))
-                    result = sconn.execution_options(yield_per=_COPY_BATCH).execute(query)
-                    for part in result.mappings().partitions():
-                        tconn.execute(table.insert(), [dict(r) for r in part])
-                        n += len(part)
-                    counts[table.name] = n
+                    try:
+                        result = sconn.execution_options(yield_per=_COPY_BATCH).execute(query)
+                        for part in result.mappings().partitions():
+                            tconn.execute(table.insert(), [dict(r) for r in part])
+                            n += len(part)
+                    except sa.exc.DBAPIError as exc:
+                        raise BackupError(
+                            f"{path}: table {table.name} could not be restored "
+                            f"({type(exc.orig).__name__}); nothing was restored"
+                        ) from None
+                    counts[str(table.name)] = n
+                # The target's own system events (init) follow the restored trail.
+                for actor, action, space, target, outcome in earlier:
+                    audit.append(
+                        tconn,
+                        user_id=audit.SYSTEM,
+                        actor=actor,
+                        action=action,
+                        space=space,
+                        target=target,
+                        outcome=outcome,
+                    )
             sconn.rollback()
     finally:
         source.dispose()
@@ -175,6 +201,37 @@ def restore(store: Store, path: Path) -> dict[str, int]:
     store.record_event("backup.restore", target=f"skipped_deleted_users={len(shredded)}")
     counts["skipped_deleted_users"] = len(shredded)
     return counts
+
+
+def _take_empty_target(
+    conn: sa.Connection,
+) -> list[tuple[str, str, str | None, str | None, str]]:
+    """Refuse a target holding any data; lift out its system audit events (init).
+
+    A home made by ``healthspace init`` has nothing but those; they are re-appended
+    after the restored trail so the chain stays whole.
+    """
+    if conn.execute(sa.select(sa.func.count()).select_from(users)).scalar():
+        raise BackupError("restore needs an empty store; this one already has users")
+    for table in metadata.sorted_tables:
+        query = sa.select(sa.func.count()).select_from(table)
+        if table is audit_log:
+            query = query.where(audit_log.c.user_id != audit.SYSTEM)
+        if conn.execute(query).scalar():
+            raise BackupError(f"restore needs an empty store; this one has data ({table.name})")
+    rows = conn.execute(
+        sa.select(
+            audit_log.c.actor,
+            audit_log.c.action,
+            audit_log.c.space,
+            audit_log.c.target,
+            audit_log.c.outcome,
+        )
+        .where(audit_log.c.user_id == audit.SYSTEM)
+        .order_by(audit_log.c.seq)
+    ).all()
+    conn.execute(audit_log.delete().where(audit_log.c.user_id == audit.SYSTEM))
+    return [(r.actor, r.action, r.space, r.target, r.outcome) for r in rows]
 
 
 def _check_keys(store: Store, sconn: sa.Connection, path: Path) -> list[str]:

@@ -56,6 +56,14 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
     cur.close()
 
 
+def _on_postgres_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Timestamps travel as UTC whatever the server's or role's default zone, so a
+    # copy to SQLite (backups) never shifts an instant.
+    with dbapi_connection.cursor() as cur:
+        cur.execute("SET TIME ZONE 'UTC'")
+    dbapi_connection.commit()
+
+
 def _on_sqlite_begin(conn: sa.Connection) -> None:
     options = conn.get_execution_options()
     if options.get("isolation_level") == "AUTOCOMMIT":
@@ -99,7 +107,9 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "begin", _on_sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+    event.listen(engine, "connect", _on_postgres_connect)
+    return engine
 
 
 def sqlite_pragmas(engine: Engine) -> dict[str, str]:

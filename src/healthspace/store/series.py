@@ -66,9 +66,13 @@ def _row_id(metric_index: bytes, day: int) -> str:
     return f"{metric_index.hex()}:{day}"
 
 
+_DAY_MIN, _DAY_MAX = -(2**31), 2**31 - 1  # the day column is a 32-bit integer
+
+
 def _day_bounds(start_ms: int | None, end_ms: int | None) -> tuple[int | None, int | None]:
-    first = None if start_ms is None else start_ms // DAY_MS
-    last = None if end_ms is None else (end_ms - 1) // DAY_MS
+    # Clamped: an open-ended window such as (0, 2**62) must not overflow the column.
+    first = None if start_ms is None else max(_DAY_MIN, min(_DAY_MAX, start_ms // DAY_MS))
+    last = None if end_ms is None else max(_DAY_MIN, min(_DAY_MAX, (end_ms - 1) // DAY_MS))
     return first, last
 
 

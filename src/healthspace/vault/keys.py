@@ -210,6 +210,14 @@ class KeyFileSource(_KeyringSource):
         self.path = path
         self._label = f"key file {path}"
         self._keys, self._primary = self._load()
+        self._remove_stale_temporaries()
+
+    def _remove_stale_temporaries(self) -> None:
+        # A write killed before its rename leaves a temporary copy holding root
+        # keys; the real file is complete (renames are atomic), so drop the copy.
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
 
     @classmethod
     def create(cls, path: Path) -> KeyFileSource:
