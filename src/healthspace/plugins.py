@@ -22,6 +22,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "healthspace.cli.imports",
     "healthspace.cli.review",
     # Sources (one line each).
+    "healthspace.sources.ccda",
     "healthspace.sources.fhir",
 )
 
