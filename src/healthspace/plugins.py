@@ -22,6 +22,11 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "healthspace.cli.imports",
     "healthspace.cli.review",
     # Sources (one line each).
+    "healthspace.sources.myfitnesspal",
+    "healthspace.sources.peloton",
+    "healthspace.sources.fit",
+    "healthspace.sources.gpx",
+    "healthspace.sources.fitbit",
     "healthspace.sources.ccda",
     "healthspace.sources.fhir",
 )

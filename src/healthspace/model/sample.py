@@ -50,6 +50,10 @@ METRICS: Final[dict[str, MetricInfo]] = {
     # A category series: value is a SLEEP_STAGE_VALUES code, duration_ms the stretch;
     # a day's "sum" is the summed duration.
     "sleep": MetricInfo("", "HKCategoryTypeIdentifierSleepAnalysis", "sum"),
+    # Device streams (FIT, GPX extensions); no single HealthKit type matches each.
+    "speed": MetricInfo("m/s", None, "mean"),
+    "cadence": MetricInfo("/min", None, "mean"),
+    "power": MetricInfo("W", None, "mean"),
 }
 
 # HKCategoryValueSleepAnalysis codes, named as in wellness.SleepStage.
