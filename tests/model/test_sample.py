@@ -62,6 +62,9 @@ def test_metric_registry() -> None:
         "respiratory_rate",
         "oxygen_saturation",
         "sleep",
+        "speed",
+        "cadence",
+        "power",
     }
     assert set(METRICS) == expected
     for name, (unit, healthkit, aggregation) in METRICS.items():
