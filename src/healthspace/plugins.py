@@ -21,6 +21,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "healthspace.cli.demo",
     "healthspace.cli.imports",
     "healthspace.cli.review",
+    "healthspace.cli.connect",
     # Sources (one line each).
     "healthspace.sources.myfitnesspal",
     "healthspace.sources.peloton",

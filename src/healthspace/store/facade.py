@@ -216,14 +216,20 @@ class Store:
         self._finish_deletion(user_id, names, delete_user=delete_user)
 
     def _finish_deletion(self, user_id: str, names: list[str], *, delete_user: bool) -> None:
-        from healthspace.store.tables import files, import_jobs, records, series_chunks
+        from healthspace.store.tables import (
+            connections,
+            files,
+            import_jobs,
+            records,
+            series_chunks,
+        )
 
         # Step 2, crypto-shred: from this commit on every copy of the ciphertext,
         # backups included, is unreadable.
         self.keystore.destroy(user_id, names)
         # Step 3, the rows themselves.
         with self.engine.begin() as conn:
-            for table in (records, files, series_chunks, import_jobs):
+            for table in (records, files, series_chunks, import_jobs, connections):
                 conn.execute(
                     table.delete().where(table.c.user_id == user_id, table.c.space.in_(names))
                 )

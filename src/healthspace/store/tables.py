@@ -26,6 +26,7 @@ from sqlalchemy import (
 
 __all__ = [
     "audit_log",
+    "connections",
     "data_keys",
     "files",
     "import_jobs",
@@ -179,6 +180,29 @@ audit_log = Table(
     Column("prev_hash", LargeBinary(32), nullable=False),
     Column("hash", LargeBinary(32), nullable=False),
     PrimaryKeyConstraint("user_id", "seq"),
+)
+
+
+# Connections to outside services (SMART on FHIR). Only ids, kind, status and
+# timestamps are clear: the provider's address and settings (``config``) and the
+# OAuth tokens (``tokens``) are envelopes, bound to this row and column.
+connections = Table(
+    "connections",
+    metadata,
+    Column("user_id", ID, nullable=False),
+    Column("connection_id", String(32), nullable=False),
+    Column("space", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("config", LargeBinary, nullable=False),
+    Column("tokens", LargeBinary, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("last_sync_at", TS, nullable=True),
+    PrimaryKeyConstraint("user_id", "connection_id"),
+    ForeignKeyConstraint(
+        ["user_id", "space"], ["spaces.user_id", "spaces.space"], ondelete="CASCADE"
+    ),
 )
 
 
