@@ -23,6 +23,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "healthspace.cli.review",
     "healthspace.cli.connect",
     # Sources (one line each).
+    "healthspace.sources.labs_pdf",
     "healthspace.sources.myfitnesspal",
     "healthspace.sources.peloton",
     "healthspace.sources.fit",

@@ -845,8 +845,18 @@ def test_deleting_the_space_or_the_account_leaves_no_usable_connection(
     store.delete_space(user.user_id, Space.HEALTH)
     with store.open_session(user.user_id, Space.HEALTH, grant=HealthGrant.operator("t")) as fresh:
         assert SmartClient(fresh).connections() == []
-        with pytest.raises(IntegrityError):
+        # The row went with the space, tokens and all.
+        with pytest.raises(UsageError, match="no connection"):
             ConnectionRepository(fresh).tokens(cid)
+    with store.engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(connections)
+                .where(connections.c.connection_id == cid)
+            ).scalar()
+            == 0
+        )
     store.delete_user(user.user_id)
     with store.engine.connect() as conn:
         left = conn.execute(

@@ -158,7 +158,9 @@ def _import_one(
         return outcome
     outcome.job_id = result.job_id
     outcome.result = result
-    outcome.held_for_review = source.manifest.needs_review
+    outcome.held_for_review = source.manifest.needs_review and bool(
+        result.imported or result.updated
+    )
     outcome.warnings = ctx.warnings
     outcome.unmapped = dict(ctx.unmapped)
     return outcome

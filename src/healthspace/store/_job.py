@@ -414,7 +414,10 @@ class _Job:
         # Samples count what became new or changed in the visible data, so a
         # re-import reports 0 however many it re-read.
         self.result.samples = self.series.finalize_job(conn, self.result.job_id)
-        values = self._job_values("review" if hold_for_review else "complete")
+        # Nothing new to look at (a re-import of something already confirmed):
+        # don't leave an empty job waiting in the review list.
+        held = hold_for_review and (sum(self.counts.values()) > 0 or bool(self.updates))
+        values = self._job_values("review" if held else "complete")
         conn.execute(
             import_jobs.update()
             .where(import_jobs.c.user_id == s.user_id, import_jobs.c.job_id == self.result.job_id)
