@@ -22,6 +22,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "healthspace.cli.imports",
     "healthspace.cli.review",
     "healthspace.cli.connect",
+    "healthspace.cli.insights",
     # Sources (one line each).
     "healthspace.sources.labs_pdf",
     "healthspace.sources.myfitnesspal",

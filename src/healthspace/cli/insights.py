@@ -1,0 +1,87 @@
+"""``healthspace labs`` and ``healthspace brief``: the insights layer from the command line."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from healthspace.cli._context import ACTOR, cli_store
+from healthspace.cli._options import JsonOpt, UserOpt
+from healthspace.cli._output import emit_json, out_console
+from healthspace.errors import UsageError
+from healthspace.hookspecs import hookimpl
+from healthspace.insights.labs import Labs
+from healthspace.insights.visit_brief import visit_brief
+from healthspace.store import HealthGrant
+
+
+def labs(
+    user: UserOpt,
+    analyte: Annotated[
+        str | None, typer.Option("--analyte", help="A LOINC code or catalogue name, e.g. ldl.")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Lab trends (every analyte with two or more results, or one analyte)."""
+    store = cli_store()
+    try:
+        found = store.find_user(user)
+        with store.health_session(found.user_id, HealthGrant.operator(ACTOR)) as session:
+            results = Labs.load(session)
+            if analyte is not None:
+                one = results.trend(analyte)
+                if one is None:
+                    raise UsageError(f"--analyte {analyte}: fewer than two results to trend")
+                trends = [one]
+            else:
+                trends = results.trends()
+    finally:
+        store.close()
+    if json:
+        emit_json({"trends": [t.to_dict() for t in trends]})
+        return
+    if not trends:
+        out_console.print("no lab results to trend")
+    for t in trends:
+        out_console.print(t.statement())
+
+
+def brief(
+    user: UserOpt,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Last visit date (YYYY-MM-DD); default: the last encounter."),
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a printable HTML page here.")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Prepare for an appointment: changes, results, medications, questions; every line cited."""
+    try:
+        since_date = date.fromisoformat(since) if since else None
+    except ValueError:
+        raise UsageError(f"--since: not a date (YYYY-MM-DD): {since!r}") from None
+    store = cli_store()
+    try:
+        found = store.find_user(user)
+        with store.health_session(found.user_id, HealthGrant.operator(ACTOR)) as session:
+            result = visit_brief(session, since=since_date)
+    finally:
+        store.close()
+    if html is not None:
+        html.write_text(result.to_html(), encoding="utf-8")
+        html.chmod(0o600)  # it is health data
+    if json:
+        emit_json(result.to_dict())
+    else:
+        out_console.print(result.to_markdown(), markup=False, highlight=False)
+
+
+@hookimpl
+def register_commands(app: typer.Typer) -> None:
+    app.command("labs")(labs)
+    app.command("brief")(brief)
