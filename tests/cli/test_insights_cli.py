@@ -21,7 +21,8 @@ def test_demo_then_labs_and_brief(env: dict[str, str], tmp_path: Path) -> None: 
     names = {t["analyte"] for t in trends}
     assert len(trends) >= 8
     ldl = ok_json(env, "labs", "--user", "demo@example.org", "--analyte", "18262-6")["trends"]
-    assert isinstance(ldl, list) and len(ldl) == 1
+    assert isinstance(ldl, list)
+    assert len(ldl) == 1
     assert ldl[0]["analyte"] in names
     assert ldl[0]["n"] == 10
     assert ldl[0]["direction"] == "up"
@@ -30,11 +31,13 @@ def test_demo_then_labs_and_brief(env: dict[str, str], tmp_path: Path) -> None: 
     doc = ok_json(env, "brief", "--user", "demo@example.org", "--html", str(page))
     assert isinstance(doc, dict)
     text = json.dumps(doc)
-    assert "Prediabetes" in text and "Simvastatin" in text
+    assert "Prediabetes" in text
+    assert "Simvastatin" in text
     assert stat.S_IMODE(page.stat().st_mode) == 0o600
     html = page.read_text().lower()
     assert "<html" in html
-    assert 'src="http' not in html and 'href="http' not in html  # self-contained, printable
+    assert 'src="http' not in html
+    assert 'href="http' not in html
 
     bad = run(env, "brief", "--user", "demo@example.org", "--since", "yesterday")
     assert bad.returncode == 1
