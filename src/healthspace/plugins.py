@@ -24,6 +24,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "healthspace.cli.connect",
     "healthspace.cli.insights",
     # Sources (one line each).
+    "healthspace.sources.apple_health",
     "healthspace.sources.labs_pdf",
     "healthspace.sources.myfitnesspal",
     "healthspace.sources.peloton",

@@ -1,0 +1,364 @@
+"""One block of an export body in, columns of samples and a few element trees out.
+
+This is the hot path, and it runs in worker processes: pure (``re`` and numpy), no
+model objects. A block is whole top-level elements. Runs of plain ``<Record>``s
+(attributes in Apple's order, only ``MetadataEntry`` children) are matched by one
+compiled regex over the bytes and turned into numpy columns; dates and values are
+parsed column-wise. Everything else (workouts, correlations, HRV beat lists, iOS 8
+records with metadata as attributes) is read by the tolerant element reader.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from healthspace.sources._apple_dates import instant, instants, time_of_day_ms
+from healthspace.sources._apple_metrics import CATEGORY_CODES, HRV_BEATS_TYPE
+from healthspace.sources._apple_xml import Elem, read_elements, unescape
+
+__all__ = ["BlockScan", "Key", "scan_block"]
+
+Key = tuple[str, str, str, str]  # (type, source name, device name, unit)
+_BKey = tuple[bytes, bytes, bytes, bytes]
+
+I64 = npt.NDArray[np.int64]
+I32 = npt.NDArray[np.int32]
+I16 = npt.NDArray[np.int16]
+F64 = npt.NDArray[np.float64]
+
+# The device string is taken whole (cheaper for the engine than looking inside it);
+# its name is read once per key, from the first record that has the key.
+_FAST = re.compile(
+    rb'<Record\s+type="([^"]*)"\s+sourceName="([^"]*)"(?:\s+sourceVersion="[^"]*")?'
+    rb'(?:\s+device="([^"]*)")?(?:\s+unit="([^"]*)")?(?:\s+creationDate="[^"]*")?'
+    rb'\s+startDate="([^"]*)"\s+endDate="([^"]*)"(?:\s+value="([^"]*)")?\s*/?>'
+)
+_SPECIAL = re.compile(rb"<(?!Record[\s/>]|/Record\s*>|MetadataEntry[\s/>])")
+_TAG_NAME = re.compile(rb"<(/?)([A-Za-z_][^\s/>]*)")
+_DEVICE_NAME = re.compile(r"name:([^,>]*)")
+_CATEGORY: Final = b"HKCategoryTypeIdentifier"
+
+
+@dataclass
+class BlockScan:
+    """What one block held: sample rows (numpy columns), other elements, problems."""
+
+    keys: list[Key] = field(default_factory=list)
+    key_idx: I32 = field(default_factory=lambda: np.zeros(0, np.int32))
+    start_ms: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    end_ms: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    offset_min: I16 = field(default_factory=lambda: np.zeros(0, np.int16))
+    values: F64 = field(default_factory=lambda: np.zeros(0, np.float64))
+    ordinal: I32 = field(default_factory=lambda: np.zeros(0, np.int32))
+    records: int = 0  # top-level <Record>s in the block
+    # (top-level Records before it, the element, its bytes)
+    elements: list[tuple[int, Elem, bytes]] = field(default_factory=list)
+    # (Record ordinal in the block, its type, the reason: never a value)
+    problems: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+class _Rows:
+    """Rows gathered from the runs and elements of a block, before they become arrays."""
+
+    def __init__(self) -> None:
+        self.key_ids: dict[_BKey, int] = {}
+        self.counter = itertools.count()
+        self.parts: list[tuple[I32, I64, I64, I16, F64, I32]] = []
+        self.problems: list[tuple[int, str, str]] = []
+        # Records read from elements, as text, parsed together at the end.
+        self.text: list[tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes]] = []
+        self.text_ordinals: list[int] = []
+        # Rows already parsed (HRV beats): key, start, offset, value, ordinal.
+        self.parsed: list[tuple[_BKey, int, int, float, int]] = []
+
+    def key_of(self, key: _BKey) -> int:
+        return self.key_ids.setdefault(key, next(self.counter))
+
+    def add_columns(
+        self, cols: Sequence[Sequence[bytes]], ordinal: I32, raw_devices: bool = True
+    ) -> None:
+        """Rows as columns of bytes; ``raw_devices``: whole device strings, not names."""
+        types, sources, devices, units, starts, ends, values = cols
+        # Key rows by (type, source, unit) at C speed, then name each key's device once.
+        local: dict[tuple[bytes, bytes, bytes], int] = {}
+        first_ids = list(
+            map(local.setdefault, zip(types, sources, units, strict=True), itertools.count())
+        )
+        _, first, inverse = np.unique(
+            np.asarray(first_ids, dtype=np.int64), return_index=True, return_inverse=True
+        )
+        names = [
+            _device_name_bytes(devices[r]) if raw_devices else devices[r] for r in first.tolist()
+        ]
+        key_ids = np.asarray(
+            [
+                self.key_of((types[r], sources[r], names[j], units[r]))
+                for j, r in enumerate(first.tolist())
+            ],
+            dtype=np.int32,
+        )
+        inverse = inverse.ravel()
+        ids = key_ids[inverse]
+        start, offset, ok_start = instants(list(starts))
+        end, _, ok_end = instants(list(ends))
+        vals, ok_value = self._values(ids, types, sources, lambda i: names[inverse[i]], values)
+        ok = ok_start & ok_end & ok_value
+        if not bool(ok.all()):
+            for i in np.flatnonzero(~ok).tolist():
+                reason = (
+                    "unreadable start date"
+                    if not ok_start[i]
+                    else "unreadable end date"
+                    if not ok_end[i]
+                    else "value is not a number"
+                )
+                self.problems.append((int(ordinal[i]), _text(types[i]), reason))
+        self.parts.append(
+            (
+                ids[ok],
+                start[ok],
+                end[ok],
+                offset[ok],
+                vals[ok],
+                ordinal[ok],
+            )
+        )
+
+    def _values(
+        self,
+        ids: I32,
+        types: Sequence[bytes],
+        sources: Sequence[bytes],
+        device_of: Callable[[int], bytes],
+        values: Sequence[bytes],
+    ) -> tuple[F64, npt.NDArray[np.bool_]]:
+        n = len(values)
+        try:
+            parsed = np.array(values, dtype=np.bytes_).astype(np.float64)
+            if not any(t.startswith(_CATEGORY) for t in set(types)):
+                return parsed, np.ones(n, dtype=bool)
+        except ValueError:
+            pass
+        out = np.zeros(n, dtype=np.float64)
+        ok = np.ones(n, dtype=bool)
+        for i in range(n):
+            raw, kind = values[i], types[i]
+            if kind.startswith(_CATEGORY):
+                code = CATEGORY_CODES.get(raw)
+                if code is not None:
+                    out[i] = code
+                    continue
+                number = _number(raw)
+                if number is not None or not raw:
+                    out[i] = 0.0 if number is None else number
+                    continue
+                # An unknown category value: a series of its own, so it is kept.
+                ids[i] = self.key_of((kind + b":" + raw, sources[i], device_of(i), b""))
+                out[i] = 1.0
+                continue
+            number = _number(raw)
+            if number is None:
+                ok[i] = False
+            else:
+                out[i] = number
+        return out, ok
+
+    def arrays(self, scan: BlockScan) -> None:
+        if self.text:
+            cols = list(zip(*self.text, strict=True))
+            ordinals = np.asarray(self.text_ordinals, dtype=np.int32)
+            self.add_columns(cols, ordinals, raw_devices=False)
+        if self.parsed:
+            ids = np.asarray([self.key_of(p[0]) for p in self.parsed], dtype=np.int32)
+            t = np.asarray([p[1] for p in self.parsed], dtype=np.int64)
+            off = np.asarray([p[2] for p in self.parsed], dtype=np.int16)
+            v = np.asarray([p[3] for p in self.parsed], dtype=np.float64)
+            ordinal = np.asarray([p[4] for p in self.parsed], dtype=np.int32)
+            self.parts.append((ids, t, t, off, v, ordinal))
+        if not self.parts:
+            return
+        ids = np.concatenate([p[0] for p in self.parts])
+        used, dense = np.unique(ids, return_inverse=True)
+        by_id = {v: k for k, v in self.key_ids.items()}
+        scan.keys = [_decode_key(by_id[int(i)]) for i in used.tolist()]
+        scan.key_idx = dense.astype(np.int32)
+        scan.start_ms = np.concatenate([p[1] for p in self.parts])
+        scan.end_ms = np.concatenate([p[2] for p in self.parts])
+        scan.offset_min = np.concatenate([p[3] for p in self.parts])
+        scan.values = np.concatenate([p[4] for p in self.parts])
+        scan.ordinal = np.concatenate([p[5] for p in self.parts])
+
+
+def _number(raw: bytes) -> float | None:
+    """A decimal number, also with a decimal comma (``0,5``); None if it is not one."""
+    text = raw.strip()
+    if b"," in text and b"." not in text:
+        text = text.replace(b",", b".")
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _text(raw: bytes) -> str:
+    return unescape(raw.decode("utf-8", "replace"))
+
+
+def _decode_key(key: _BKey) -> Key:
+    kind, source, device, unit = key
+    return (_text(kind), _text(source), _text(device).strip(), _text(unit))
+
+
+def _device_name(device: str) -> str:
+    match = _DEVICE_NAME.search(device)
+    return match.group(1).strip() if match else ""
+
+
+def _device_name_bytes(device: bytes) -> bytes:
+    """``&lt;&lt;HKDevice: 0x..&gt;, name:Apple Watch, ...`` -> ``Apple Watch``."""
+    at = device.find(b"name:")
+    if at == -1:
+        return b""
+    end = device.find(b",", at)
+    return device[at + 5 : end if end != -1 else len(device)].strip()
+
+
+def _record_element(elem: Elem, ordinal: int, rows: _Rows) -> None:
+    """A Record read as an element (iOS 8 layout, HRV beats, odd attribute order)."""
+    a = elem.attrs
+    kind = a.get("type", "")
+    source = a.get("sourceName") or a.get("source") or ""
+    device = _device_name(a.get("device", ""))
+    start = a.get("startDate", "")
+    rows.text.append(
+        (
+            kind.encode(),
+            source.encode(),
+            device.encode(),
+            a.get("unit", "").encode(),
+            start.encode(),
+            a.get("endDate", start).encode(),
+            a.get("value", "").encode(),
+        )
+    )
+    rows.text_ordinals.append(ordinal)
+    beats = elem.iter("InstantaneousBeatsPerMinute")
+    if not beats:
+        return
+    anchor = instant(start.encode())
+    if anchor is None:
+        return  # the record itself is reported as undated
+    key = (HRV_BEATS_TYPE.encode(), source.encode(), device.encode(), b"count/min")
+    for beat in beats:
+        bpm = _number(beat.attrs.get("bpm", "").encode())
+        moment = time_of_day_ms(beat.attrs.get("time", ""), anchor[0], anchor[1])
+        if bpm is None or moment is None:
+            rows.problems.append((ordinal, HRV_BEATS_TYPE, "unreadable beat time or value"))
+            continue
+        rows.parsed.append((key, moment, anchor[1], bpm, ordinal))
+
+
+def _enclosing_record(data: bytes, lo: int, at: int) -> tuple[int, int] | None:
+    """The span of the ``<Record>`` element that position ``at`` lies inside, if any."""
+    start = data.rfind(b"<Record", lo, at)
+    if start == -1:
+        return None
+    head_end = data.find(b">", start, at)
+    if head_end != -1 and (data[head_end - 1 : head_end] == b"/" or b"</Record" in data[start:at]):
+        return None  # that record was closed before ``at``
+    close = data.find(b"</Record>", at)
+    return (start, len(data)) if close == -1 else (start, close + len(b"</Record>"))
+
+
+def _element_end(data: bytes, at: int, tag: bytes) -> int:
+    """Where the element starting at ``at`` ends (past its end tag); the block end if never."""
+    head_end = data.find(b">", at)
+    if head_end == -1:
+        return len(data)
+    if data[head_end - 1 : head_end] == b"/":
+        return head_end + 1
+    close = data.find(b"</" + tag + b">", head_end)
+    return len(data) if close == -1 else close + len(tag) + 3
+
+
+def _segments(data: bytes) -> list[tuple[bool, int, int]]:
+    """(plain run of Records?, start, end) pieces of a block, in order."""
+    out: list[tuple[bool, int, int]] = []
+    pos = 0
+    for match in _SPECIAL.finditer(data):
+        at = match.start()
+        if at < pos:
+            continue
+        span = _enclosing_record(data, pos, at)
+        if span is None:
+            if data.startswith(b"<!--", at):
+                close = data.find(b"-->", at)
+                span = (at, len(data) if close == -1 else close + 3)
+            elif data.startswith(b"<?", at):
+                close = data.find(b"?>", at)
+                span = (at, len(data) if close == -1 else close + 2)
+            else:
+                name = _TAG_NAME.match(data, at)
+                tag = name.group(2) if name is not None else b""
+                span = (at, _element_end(data, at, tag) if name and not name.group(1) else at + 1)
+        if span[0] > pos:
+            out.append((True, pos, span[0]))
+        out.append((False, span[0], span[1]))
+        pos = span[1]
+    if pos < len(data):
+        out.append((True, pos, len(data)))
+    return out
+
+
+def scan_block(data: bytes) -> BlockScan:
+    """Scan one block of whole top-level elements (see the module docstring)."""
+    # Tens of thousands of small tuples and no reference cycles: the cyclic collector
+    # would run hundreds of times per block for nothing.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _scan(data)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _scan(data: bytes) -> BlockScan:
+    scan = BlockScan()
+    rows = _Rows()
+    plain = _SPECIAL.search(data) is None
+    pieces = [(True, 0, len(data))] if plain else _segments(data)
+    ordinal = 0
+    for fast, lo, hi in pieces:
+        if fast:
+            found = _FAST.findall(data, lo, hi)
+            if len(found) == data.count(b"<Record", lo, hi):
+                if found:
+                    cols = list(zip(*found, strict=True))
+                    n = len(found)
+                    rows.add_columns(cols, np.arange(ordinal, ordinal + n, dtype=np.int32))
+                    ordinal += n
+                continue
+        try:
+            elements = read_elements(data, lo, hi)
+        except ValueError as exc:
+            rows.problems.append((ordinal, "element", f"unreadable XML ({exc}); skipped"))
+            continue
+        for elem in elements:
+            if elem.tag == "Record":
+                _record_element(elem, ordinal, rows)
+                ordinal += 1
+            else:
+                scan.elements.append((ordinal, elem, data[elem.start : elem.end]))
+    rows.arrays(scan)
+    scan.records = ordinal
+    scan.problems = rows.problems
+    return scan
