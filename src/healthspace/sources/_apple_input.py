@@ -2,9 +2,9 @@
 
 An export arrives as ``export.zip`` (``apple_health_export/<localised name>.xml`` plus
 ``workout-routes/``, ``electrocardiograms/``, ``clinical-records/``) or as the bare
-XML. Archives open through :class:`SafeZip`; we add the overlapped-entry check that
-this Python's zipfile lacks, and turn a member's read errors (bad CRC, a declared
-size that is a lie, truncation) into SourceErrors naming archive and member.
+XML. Archives open through :class:`SafeZip` (which also refuses overlapped entries),
+and a member's read errors (bad CRC, a declared
+size that is a lie, truncation) become SourceErrors naming archive and member.
 
 Blocks are scanned by two worker processes when the body is large: the main process
 inflates and cuts, the workers parse, results come back in order.
@@ -12,7 +12,6 @@ inflates and cuts, the workers parse, results come back in order.
 
 from __future__ import annotations
 
-import itertools
 import mmap
 import multiprocessing
 import re
@@ -81,21 +80,6 @@ def zip_claims(file: InputFile) -> bool:
     except (zipfile.BadZipFile, OSError, EOFError, ValueError):
         return False
     return bool(inside)
-
-
-def _check_overlaps(fh: IO[bytes], name: str) -> None:
-    """Refuse archives whose members share bytes (non-recursive zip bombs, gh-109858)."""
-    try:
-        infos = sorted(zipfile.ZipFile(fh).infolist(), key=lambda i: i.header_offset)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise SourceError(f"not a readable ZIP archive ({exc})", file=name) from None
-    for info, following in itertools.pairwise(infos):
-        # The local header is at least 30 bytes plus the name: a lower bound of the end.
-        end = info.header_offset + 30 + len(info.orig_filename.encode()) + info.compress_size
-        if following.header_offset < end:
-            raise SourceError(
-                "archive members overlap (zip bomb?)", file=f"{name}!{following.filename}"
-            )
 
 
 class _Guarded:
@@ -174,8 +158,6 @@ def open_container(file: InputFile) -> Iterator[Container]:
         yield Container(name=file.name, size=file.size, _path=file)
         return
     with file.open() as fh:
-        _check_overlaps(fh, file.name)
-        fh.seek(0)
         archive = SafeZip(fh, file.name)
         try:
             inside, top = _candidates(archive.names())

@@ -6,6 +6,7 @@ Every importer opens ZIPs and XML through these helpers, never directly.
 from __future__ import annotations
 
 import io
+import itertools
 import stat
 import zipfile
 from collections.abc import Iterator
@@ -108,6 +109,22 @@ class SafeZip:
                 self._members[info.filename] = info
         if total > limits.max_total_bytes:
             raise SourceError("archive declares more data than the size limit", file=name)
+        self._check_overlaps(infos)
+
+    def _check_overlaps(self, infos: list[zipfile.ZipInfo]) -> None:
+        """Refuse members that share bytes (non-recursive zip bombs; gh-109858).
+
+        Python 3.11.7's zipfile predates that check, so we make it ourselves.
+        """
+        ordered = sorted(infos, key=lambda i: i.header_offset)
+        for info, following in itertools.pairwise(ordered):
+            # A local header is at least 30 bytes plus the name: a lower bound of the end.
+            end = info.header_offset + 30 + len(info.orig_filename.encode()) + info.compress_size
+            if following.header_offset < end:
+                raise SourceError(
+                    "archive members overlap (zip bomb?)",
+                    file=f"{self.name}!{following.filename}",
+                )
 
     def _check_member(self, info: zipfile.ZipInfo) -> None:
         where = f"{self.name}!{info.filename}"
