@@ -120,3 +120,18 @@ def test_forged_member_size_is_stopped_while_reading(tmp_path: Path) -> None:
 
     with pytest.raises((SourceError, zipfile.BadZipFile)):
         drain()
+
+
+def test_oversized_file_is_refused_before_reading(
+    store: Store, health: SpaceSession, tmp_path: Path
+) -> None:
+    """T-UP-1: the size limit applies before a byte is parsed (a sparse 5 GiB file)."""
+    path = tmp_path / "huge.json"
+    with open(path, "wb") as fh:
+        fh.truncate(5 << 30)
+    before = logical_dump(store)
+    report = import_paths(health, [path])
+    assert len(report.errors) == 1
+    assert str(path) in report.errors[0]
+    assert "limit" in report.errors[0]
+    assert logical_dump(store) == before
