@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
-from healthspace.cli._context import ACTOR, cli_store
+from healthspace.cli._context import user_session
 from healthspace.cli._options import JsonOpt, UserOpt
 from healthspace.cli._output import emit_json, err_console, fail_line, out_console
 from healthspace.hookspecs import hookimpl
-from healthspace.store import HealthGrant
 
 if TYPE_CHECKING:
     from healthspace.sources.smart import SmartClient
@@ -40,13 +39,8 @@ def _client(user: str) -> Iterator[SmartClient]:
     # Imported here: the HTTP and OAuth stack loads only for these commands.
     from healthspace.sources.smart import SmartClient
 
-    store = cli_store()
-    try:
-        found = store.find_user(user)
-        with store.health_session(found.user_id, HealthGrant.operator(ACTOR)) as session:
-            yield SmartClient(session)
-    finally:
-        store.close()
+    with user_session(user) as session:
+        yield SmartClient(session)
 
 
 @connect_app.command("smart")

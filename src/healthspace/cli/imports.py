@@ -9,13 +9,11 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
-from healthspace.cli._context import ACTOR, cli_store
+from healthspace.cli._context import parse_space, user_session
 from healthspace.cli._options import JsonOpt, UserOpt
 from healthspace.cli._output import emit_json, err_console, fail_line, out_console
-from healthspace.errors import UsageError
 from healthspace.hookspecs import hookimpl
 from healthspace.sources.pipeline import import_paths
-from healthspace.store import HealthGrant, Space
 
 
 def import_command(
@@ -25,29 +23,19 @@ def import_command(
     json: JsonOpt = False,
 ) -> None:
     """Import files; each is sniffed, parsed and written atomically (re-import adds 0)."""
-    try:
-        target = Space(space)
-    except ValueError:
-        raise UsageError(f"--space: expected health or general, got {space!r}") from None
-    store = cli_store()
-    try:
-        found = store.find_user(user)
-        grant = HealthGrant.operator(ACTOR) if target is Space.HEALTH else None
-        with store.open_session(found.user_id, target, grant=grant) as session:
-            if sys.stderr.isatty():
-                with Progress(
-                    SpinnerColumn(), TextColumn("{task.description}"), console=err_console
-                ) as bar:
-                    task = bar.add_task("importing")
+    with user_session(user, parse_space(space)) as session:
+        if sys.stderr.isatty():
+            with Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), console=err_console
+            ) as bar:
+                task = bar.add_task("importing")
 
-                    def show(name: str, done: int) -> None:
-                        bar.update(task, description=f"{Path(name).name}: {done:,} items")
+                def show(name: str, done: int) -> None:
+                    bar.update(task, description=f"{Path(name).name}: {done:,} items")
 
-                    report = import_paths(session, paths, progress=show)
-            else:
-                report = import_paths(session, paths)
-    finally:
-        store.close()
+                report = import_paths(session, paths, progress=show)
+        else:
+            report = import_paths(session, paths)
     if json:
         emit_json(report.as_json())
     else:

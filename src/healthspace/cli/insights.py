@@ -8,14 +8,13 @@ from typing import Annotated
 
 import typer
 
-from healthspace.cli._context import ACTOR, cli_store
+from healthspace.cli._context import user_session
 from healthspace.cli._options import JsonOpt, UserOpt
 from healthspace.cli._output import emit_json, out_console
 from healthspace.errors import UsageError
 from healthspace.hookspecs import hookimpl
 from healthspace.insights.labs import Labs
 from healthspace.insights.visit_brief import visit_brief
-from healthspace.store import HealthGrant
 
 
 def labs(
@@ -26,20 +25,15 @@ def labs(
     json: JsonOpt = False,
 ) -> None:
     """Lab trends (every analyte with two or more results, or one analyte)."""
-    store = cli_store()
-    try:
-        found = store.find_user(user)
-        with store.health_session(found.user_id, HealthGrant.operator(ACTOR)) as session:
-            results = Labs.load(session)
-            if analyte is not None:
-                one = results.trend(analyte)
-                if one is None:
-                    raise UsageError(f"--analyte {analyte}: fewer than two results to trend")
-                trends = [one]
-            else:
-                trends = results.trends()
-    finally:
-        store.close()
+    with user_session(user) as session:
+        results = Labs.load(session)
+        if analyte is not None:
+            one = results.trend(analyte)
+            if one is None:
+                raise UsageError(f"--analyte {analyte}: fewer than two results to trend")
+            trends = [one]
+        else:
+            trends = results.trends()
     if json:
         emit_json({"trends": [t.to_dict() for t in trends]})
         return
@@ -65,13 +59,8 @@ def brief(
         since_date = date.fromisoformat(since) if since else None
     except ValueError:
         raise UsageError(f"--since: not a date (YYYY-MM-DD): {since!r}") from None
-    store = cli_store()
-    try:
-        found = store.find_user(user)
-        with store.health_session(found.user_id, HealthGrant.operator(ACTOR)) as session:
-            result = visit_brief(session, since=since_date)
-    finally:
-        store.close()
+    with user_session(user) as session:
+        result = visit_brief(session, since=since_date)
     if html is not None:
         html.write_text(result.to_html(), encoding="utf-8")
         html.chmod(0o600)  # it is health data

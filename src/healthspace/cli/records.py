@@ -7,12 +7,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from healthspace.cli._context import ACTOR, cli_store
+from healthspace.cli._context import parse_space, user_session
 from healthspace.cli._options import JsonOpt, UserOpt
 from healthspace.cli._output import emit_json, out_console
-from healthspace.errors import UsageError
 from healthspace.hookspecs import hookimpl
-from healthspace.store import HealthGrant, RecordRepository, Space, StoredRecord
+from healthspace.store import RecordRepository, StoredRecord
 
 
 def record_json(stored: StoredRecord) -> dict[str, Any]:
@@ -41,18 +40,8 @@ def records(
     json: JsonOpt = False,
 ) -> None:
     """List a user's records."""
-    try:
-        target = Space(space)
-    except ValueError:
-        raise UsageError(f"--space: expected health or general, got {space!r}") from None
-    store = cli_store()
-    try:
-        found = store.find_user(user)
-        grant = HealthGrant.operator(ACTOR) if target is Space.HEALTH else None
-        with store.open_session(found.user_id, target, grant=grant) as session:
-            rows = [record_json(r) for r in RecordRepository(session).iter(kind=kind)]
-    finally:
-        store.close()
+    with user_session(user, parse_space(space)) as session:
+        rows = [record_json(r) for r in RecordRepository(session).iter(kind=kind)]
     if json:
         emit_json({"records": rows})
         return

@@ -6,12 +6,12 @@ from typing import Annotated
 
 import typer
 
-from healthspace.cli._context import ACTOR, cli_store
+from healthspace.cli._context import user_session
 from healthspace.cli._options import JsonOpt, UserOpt
 from healthspace.cli._output import emit_json, out_console
 from healthspace.cli.records import record_json
 from healthspace.hookspecs import hookimpl
-from healthspace.store import HealthGrant, review
+from healthspace.store import review
 
 review_app = typer.Typer(help="Review values extracted from PDFs and photos.", no_args_is_help=True)
 
@@ -21,13 +21,8 @@ JobArg = Annotated[str, typer.Argument(help="The import job id (from `review lis
 @review_app.command("list")
 def list_pending(user: UserOpt, json: JsonOpt = False) -> None:
     """Imports waiting for your review."""
-    store = cli_store()
-    try:
-        found = store.find_user(user)
-        with store.health_session(found.user_id, HealthGrant.operator(ACTOR)) as session:
-            jobs = review.pending_jobs(session)
-    finally:
-        store.close()
+    with user_session(user) as session:
+        jobs = review.pending_jobs(session)
     doc = {
         "pending": [
             {
@@ -51,13 +46,8 @@ def list_pending(user: UserOpt, json: JsonOpt = False) -> None:
 @review_app.command("show")
 def show(job: JobArg, user: UserOpt, json: JsonOpt = False) -> None:
     """The records an import extracted, as they would be saved."""
-    store = cli_store()
-    try:
-        found = store.find_user(user)
-        with store.health_session(found.user_id, HealthGrant.operator(ACTOR)) as session:
-            rows = [record_json(r) for r in review.pending_records(session, job)]
-    finally:
-        store.close()
+    with user_session(user) as session:
+        rows = [record_json(r) for r in review.pending_records(session, job)]
     if json:
         emit_json({"records": rows})
         return
@@ -77,13 +67,8 @@ def confirm(
     json: JsonOpt = False,
 ) -> None:
     """Save an import's records (all, or only those given with --keep)."""
-    store = cli_store()
-    try:
-        found = store.find_user(user)
-        with store.health_session(found.user_id, HealthGrant.operator(ACTOR)) as session:
-            kept = review.confirm(session, job, keep)
-    finally:
-        store.close()
+    with user_session(user) as session:
+        kept = review.confirm(session, job, keep)
     if json:
         emit_json({"job_id": job, "kept": kept})
     else:
@@ -93,13 +78,8 @@ def confirm(
 @review_app.command("reject")
 def reject(job: JobArg, user: UserOpt, json: JsonOpt = False) -> None:
     """Discard an import's extracted records."""
-    store = cli_store()
-    try:
-        found = store.find_user(user)
-        with store.health_session(found.user_id, HealthGrant.operator(ACTOR)) as session:
-            review.reject(session, job)
-    finally:
-        store.close()
+    with user_session(user) as session:
+        review.reject(session, job)
     if json:
         emit_json({"job_id": job, "rejected": True})
     else:

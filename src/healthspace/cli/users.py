@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from healthspace.cli._context import cli_store
+from healthspace.cli._context import cli_store, parse_space
 from healthspace.cli._options import JsonOpt, UserOpt
 from healthspace.cli._output import emit_json, out_console
 from healthspace.errors import UsageError
@@ -57,10 +57,7 @@ def delete(
         raise UsageError("delete destroys data for good; add --yes to confirm")
     target = None
     if space is not None:
-        try:
-            target = Space(space)
-        except ValueError:
-            raise UsageError(f"--space: expected health or general, got {space!r}") from None
+        target = parse_space(space)
     store = cli_store()
     try:
         found = store.find_user(user)
