@@ -156,7 +156,7 @@ def load_document(name: str, data: bytes) -> Element:
         raise SourceError(
             f"C-CDA document is {len(data)} bytes; the limit is {MAX_DOCUMENT_BYTES}", file=name
         )
-    refuse_entities(name, data[:65536])
+    refuse_entities(name, data)
     prolog = scan_prolog(_decode_head(data[:_PROLOG_LIMIT]))
     if prolog.doctype_line is not None:
         raise SourceError(

@@ -55,9 +55,14 @@ def xml_parser(*, huge_tree: bool = False, **kwargs: Any) -> etree.XMLParser:
     )
 
 
-def refuse_entities(name: str, head: bytes) -> None:
-    """Entity declarations are refused outright (billion laughs, XXE, quadratic blowup)."""
-    if b"<!ENTITY" in head:
+def refuse_entities(name: str, data: bytes) -> None:
+    """Entity declarations are refused outright (billion laughs, XXE, quadratic blowup).
+
+    Pass the whole document, not a head: a declaration can sit behind any amount of
+    comments. Outside a DTD the string can only occur in comments or CDATA, so
+    refusing it anywhere costs nothing real.
+    """
+    if b"<!ENTITY" in data:
         raise SourceError("XML declares entities; refused for safety", file=name, place="DTD")
 
 

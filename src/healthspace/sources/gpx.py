@@ -118,7 +118,7 @@ class GpxSource:
 
 
 def _load(data: bytes, name: str) -> tuple[Any, gpxpy.gpx.GPX]:
-    refuse_entities(name, data[:65536])
+    refuse_entities(name, data)
     # GPX never needs a DTD; refusing one anywhere closes entity tricks past the head.
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise SourceError("GPX must not declare a DTD; refused for safety", file=name, place="DTD")
