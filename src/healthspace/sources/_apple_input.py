@@ -6,8 +6,9 @@ XML. Archives open through :class:`SafeZip` (which also refuses overlapped entri
 and a member's read errors (bad CRC, a declared
 size that is a lie, truncation) become SourceErrors naming archive and member.
 
-Blocks are scanned by two worker processes when the body is large: the main process
-inflates and cuts, the workers parse, results come back in order.
+Blocks are scanned by two workers when the body is large (threads with the native
+scanner, else processes): a reader thread inflates and cuts, the workers parse,
+results come back in order.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from queue import Empty, Queue
 from typing import IO, Any, Final
 
 from healthspace.errors import SourceError
-from healthspace.sources._apple_scan import BlockScan, scan_block
+from healthspace.sources._apple_scan import NATIVE, BlockScan, scan_block
 from healthspace.sources._apple_xml import MAX_ELEMENT, Prolog, cut_point, read_prolog
 from healthspace.sources._safety import SafeZip
 from healthspace.sources.base import InputFile
@@ -46,6 +48,7 @@ BLOCK: Final = 4 << 20
 PARALLEL_MIN: Final = 16 << 20  # smaller bodies are scanned in-process
 WORKERS: Final = 2
 _OUTSTANDING: Final = 16  # blocks read but not yet handed back: ~70 MB at worst
+_OUTSTANDING_THREADS: Final = 6  # threads need no slack for pickling: ~25 MB at worst
 _FOLDER: Final = "apple_health_export"
 _ROOT_TAG = re.compile(rb"<HealthData[\s>]")
 _CONTENT = re.compile(rb"\S")
@@ -245,9 +248,10 @@ def scan_slot(slot: int, length: int) -> BlockScan:
 
 
 def scans(blocks: Iterator[bytes], parallel: bool) -> Iterator[BlockScan]:
-    """Each block scanned, in order; by a pool of worker processes when ``parallel``.
+    """Each block scanned, in order; by a pool of workers when ``parallel``.
 
-    In parallel, a dispatcher thread reads (inflating: zlib drops the GIL) and hands
+    Threads when the native scanner is built (it releases the GIL), else worker
+    processes. A dispatcher thread reads (inflating: zlib drops the GIL) and hands
     blocks to the workers while the caller is busy writing what came back, so the
     workers never wait for the store. At most ``_OUTSTANDING`` blocks are between the
     reader and the caller; errors surface in order, as if read directly.
@@ -257,22 +261,37 @@ def scans(blocks: Iterator[bytes], parallel: bool) -> Iterator[BlockScan]:
         for block in blocks:
             yield scan_block(block)
         return
-    # Fork is cheap and needs nothing importable; with other threads running,
-    # a forkserver avoids forking a process whose locks another thread may hold.
-    method = "fork" if threading.active_count() == 1 else "forkserver"
-    if method not in multiprocessing.get_all_start_methods():
-        method = "spawn"
-    ring = mmap.mmap(-1, _OUTSTANDING * _SLOT) if method == "fork" else None
-    _RING = ring
-    try:
-        pool = multiprocessing.get_context(method).Pool(WORKERS)  # before the thread starts
-    finally:
-        _RING = None  # the workers have their copy; this process writes through ``ring``
+    ring: mmap.mmap | None = None
+    pool: Any
+    if NATIVE:
+        pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="apple-health-scan")
+        outstanding = _OUTSTANDING_THREADS
+    else:
+        # Fork is cheap and needs nothing importable; with other threads running,
+        # a forkserver avoids forking a process whose locks another thread may hold.
+        method = "fork" if threading.active_count() == 1 else "forkserver"
+        if method not in multiprocessing.get_all_start_methods():
+            method = "spawn"
+        ring = mmap.mmap(-1, _OUTSTANDING * _SLOT) if method == "fork" else None
+        _RING = ring
+        try:
+            pool = multiprocessing.get_context(method).Pool(WORKERS)  # before the thread
+        finally:
+            _RING = None  # the workers have their copy; this process writes through ``ring``
+        outstanding = _OUTSTANDING
     results: Queue[Any] = Queue()
     free: Queue[int] = Queue()
-    for slot in range(_OUTSTANDING):
+    for slot in range(outstanding):
         free.put(slot)
     stop = threading.Event()
+
+    def submit(slot: int, block: bytes) -> Any:
+        if NATIVE:
+            return pool.submit(scan_block, block)
+        if ring is not None and len(block) <= _SLOT:
+            ring[slot * _SLOT : slot * _SLOT + len(block)] = block
+            return pool.apply_async(scan_slot, (slot, len(block)))
+        return pool.apply_async(scan_block, (block,))
 
     def dispatch() -> None:
         try:
@@ -285,12 +304,7 @@ def scans(blocks: Iterator[bytes], parallel: bool) -> Iterator[BlockScan]:
                         break
                     except Empty:
                         continue
-                if ring is not None and len(block) <= _SLOT:
-                    ring[slot * _SLOT : slot * _SLOT + len(block)] = block
-                    task = pool.apply_async(scan_slot, (slot, len(block)))
-                else:
-                    task = pool.apply_async(scan_block, (block,))
-                results.put((slot, task))
+                results.put((slot, submit(slot, block)))
             results.put(None)
         except BaseException as exc:  # handed to the caller, raised there
             results.put(exc)
@@ -305,13 +319,16 @@ def scans(blocks: Iterator[bytes], parallel: bool) -> Iterator[BlockScan]:
             if isinstance(item, BaseException):
                 raise item
             slot, task = item
-            scan = task.get()
+            scan = task.result() if NATIVE else task.get()
             free.put(slot)
             yield scan
     finally:
         stop.set()
         thread.join()
-        pool.terminate()
-        pool.join()
+        if NATIVE:
+            pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            pool.terminate()
+            pool.join()
         if ring is not None:
             ring.close()

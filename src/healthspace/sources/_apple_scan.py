@@ -1,11 +1,13 @@
 """One block of an export body in, columns of samples and a few element trees out.
 
-This is the hot path, and it runs in worker processes: pure (``re`` and numpy), no
-model objects. A block is whole top-level elements. Runs of plain ``<Record>``s
-(attributes in Apple's order, only ``MetadataEntry`` children) are matched by one
-compiled regex over the bytes and turned into numpy columns; dates and values are
-parsed column-wise. Everything else (workouts, correlations, HRV beat lists, iOS 8
-records with metadata as attributes) is read by the tolerant element reader.
+This is the hot path: pure (``re`` and numpy), no model objects. A block is whole
+top-level elements. Plain ``<Record>``s (only ``MetadataEntry`` children) are read
+by the native scanner (``_apple_fast.c``, built when a C compiler is present; it
+releases the GIL, so blocks are scanned by threads) or, without it, matched by one
+compiled regex over the bytes (attributes in Apple's order) in worker processes;
+either way they become numpy columns. Everything else (workouts, correlations, HRV
+beat lists, iOS 8 records with metadata as attributes) is read by the tolerant
+element reader. The pure-Python path is the reference: both give the same scan.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from healthspace.sources._apple_dates import instant, instants, time_of_day_ms
 from healthspace.sources._apple_metrics import CATEGORY_CODES, HRV_BEATS_TYPE
 from healthspace.sources._apple_xml import Elem, read_elements, unescape
 
-__all__ = ["BlockScan", "Key", "scan_block"]
+__all__ = ["NATIVE", "BlockScan", "Key", "scan_block", "scan_block_python"]
 
 Key = tuple[str, str, str, str]  # (type, source name, device name, unit)
 _BKey = tuple[bytes, bytes, bytes, bytes]
+_Text = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes]
 
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
@@ -45,6 +48,13 @@ _SPECIAL = re.compile(rb"<(?!Record[\s/>]|/Record\s*>|MetadataEntry[\s/>])")
 _TAG_NAME = re.compile(rb"<(/?)([A-Za-z_][^\s/>]*)")
 _DEVICE_NAME = re.compile(r"name:([^,>]*)")
 _CATEGORY: Final = b"HKCategoryTypeIdentifier"
+
+try:
+    from healthspace.sources._apple_fast import scan as _native_scan
+except ImportError:  # built without a C compiler: the pure-Python scanner does it all
+    _native_scan = None  # type: ignore[assignment]
+
+NATIVE: Final = _native_scan is not None
 
 
 @dataclass
@@ -73,8 +83,8 @@ class _Rows:
         self.counter = itertools.count()
         self.parts: list[tuple[I32, I64, I64, I16, F64, I32]] = []
         self.problems: list[tuple[int, str, str]] = []
-        # Records read from elements, as text, parsed together at the end.
-        self.text: list[tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes]] = []
+        # Records read from elements, as escaped text, parsed together at the end.
+        self.text: list[_Text] = []
         self.text_ordinals: list[int] = []
         # Rows already parsed (HRV beats): key, start, offset, value, ordinal.
         self.parsed: list[tuple[_BKey, int, int, float, int]] = []
@@ -87,11 +97,15 @@ class _Rows:
     ) -> None:
         """Rows as columns of bytes; ``raw_devices``: whole device strings, not names."""
         types, sources, devices, units, starts, ends, values = cols
-        # Key rows by (type, source, unit) at C speed, then name each key's device once.
-        local: dict[tuple[bytes, bytes, bytes], int] = {}
-        first_ids = list(
-            map(local.setdefault, zip(types, sources, units, strict=True), itertools.count())
+        # Key rows by (type, source, unit) at C speed, then name each key's device once
+        # (from its first record). Names already read (element rows) key each row.
+        local: dict[tuple[bytes, ...], int] = {}
+        groups = (
+            zip(types, sources, units, strict=True)
+            if raw_devices
+            else zip(types, sources, devices, units, strict=True)
         )
+        first_ids = list(map(local.setdefault, groups, itertools.count()))
         _, first, inverse = np.unique(
             np.asarray(first_ids, dtype=np.int64), return_index=True, return_inverse=True
         )
@@ -129,6 +143,26 @@ class _Rows:
                 offset[ok],
                 vals[ok],
                 ordinal[ok],
+            )
+        )
+
+    def add_native(
+        self,
+        keys: list[_BKey],
+        columns: tuple[bytes, bytes, bytes, bytes, bytes, bytes],
+        base: int,
+    ) -> None:
+        """Plain rows from the native scanner: its keys, and columns as raw arrays."""
+        idx, ordinal, start, end, offset, values = columns
+        key_ids = np.asarray([self.key_of(key) for key in keys], dtype=np.int32)
+        self.parts.append(
+            (
+                key_ids[np.frombuffer(idx, dtype=np.int32)],
+                np.frombuffer(start, dtype=np.int64),
+                np.frombuffer(end, dtype=np.int64),
+                np.frombuffer(offset, dtype=np.int16),
+                np.frombuffer(values, dtype=np.float64),
+                np.frombuffer(ordinal, dtype=np.int32) + np.int32(base),
             )
         )
 
@@ -222,13 +256,24 @@ def _device_name(device: str) -> str:
     return match.group(1).strip() if match else ""
 
 
+_NAME_END = re.compile(rb",|>|&gt;")
+
+
 def _device_name_bytes(device: bytes) -> bytes:
-    """``&lt;&lt;HKDevice: 0x..&gt;, name:Apple Watch, ...`` -> ``Apple Watch``."""
+    """``&lt;&lt;HKDevice: 0x..&gt;, name:Apple Watch, ...`` -> ``Apple Watch``.
+
+    From ``name:`` to the next ``,`` or ``>`` (escaped or not), as the native scanner.
+    """
     at = device.find(b"name:")
     if at == -1:
         return b""
-    end = device.find(b",", at)
-    return device[at + 5 : end if end != -1 else len(device)].strip()
+    end = _NAME_END.search(device, at + 5)
+    return device[at + 5 : end.start() if end is not None else len(device)].strip()
+
+
+def _escaped(text: str) -> bytes:
+    """Attribute text back in escaped form: every row's key is unescaped exactly once."""
+    return text.replace("&", "&amp;").encode()
 
 
 def _record_element(elem: Elem, ordinal: int, rows: _Rows) -> None:
@@ -240,10 +285,10 @@ def _record_element(elem: Elem, ordinal: int, rows: _Rows) -> None:
     start = a.get("startDate", "")
     rows.text.append(
         (
-            kind.encode(),
-            source.encode(),
-            device.encode(),
-            a.get("unit", "").encode(),
+            _escaped(kind),
+            _escaped(source),
+            _escaped(device),
+            _escaped(a.get("unit", "")),
             start.encode(),
             a.get("endDate", start).encode(),
             a.get("value", "").encode(),
@@ -256,7 +301,7 @@ def _record_element(elem: Elem, ordinal: int, rows: _Rows) -> None:
     anchor = instant(start.encode())
     if anchor is None:
         return  # the record itself is reported as undated
-    key = (HRV_BEATS_TYPE.encode(), source.encode(), device.encode(), b"count/min")
+    key = (HRV_BEATS_TYPE.encode(), _escaped(source), _escaped(device), b"count/min")
     for beat in beats:
         bpm = _number(beat.attrs.get("bpm", "").encode())
         moment = time_of_day_ms(beat.attrs.get("time", ""), anchor[0], anchor[1])
@@ -289,6 +334,20 @@ def _element_end(data: bytes, at: int, tag: bytes) -> int:
     return len(data) if close == -1 else close + len(tag) + 3
 
 
+def _special_span(data: bytes, at: int) -> tuple[int, int]:
+    """The piece starting with the ``<`` at ``at``: an element, comment or PI."""
+    if data.startswith(b"<!--", at):
+        close = data.find(b"-->", at)
+        return at, len(data) if close == -1 else close + 3
+    if data.startswith(b"<?", at):
+        close = data.find(b"?>", at)
+        return at, len(data) if close == -1 else close + 2
+    name = _TAG_NAME.match(data, at)
+    if name is None or name.group(1):
+        return at, at + 1
+    return at, _element_end(data, at, name.group(2))
+
+
 def _segments(data: bytes) -> list[tuple[bool, int, int]]:
     """(plain run of Records?, start, end) pieces of a block, in order."""
     out: list[tuple[bool, int, int]] = []
@@ -297,18 +356,7 @@ def _segments(data: bytes) -> list[tuple[bool, int, int]]:
         at = match.start()
         if at < pos:
             continue
-        span = _enclosing_record(data, pos, at)
-        if span is None:
-            if data.startswith(b"<!--", at):
-                close = data.find(b"-->", at)
-                span = (at, len(data) if close == -1 else close + 3)
-            elif data.startswith(b"<?", at):
-                close = data.find(b"?>", at)
-                span = (at, len(data) if close == -1 else close + 2)
-            else:
-                name = _TAG_NAME.match(data, at)
-                tag = name.group(2) if name is not None else b""
-                span = (at, _element_end(data, at, tag) if name and not name.group(1) else at + 1)
+        span = _enclosing_record(data, pos, at) or _special_span(data, at)
         if span[0] > pos:
             out.append((True, pos, span[0]))
         out.append((False, span[0], span[1]))
@@ -320,18 +368,69 @@ def _segments(data: bytes) -> list[tuple[bool, int, int]]:
 
 def scan_block(data: bytes) -> BlockScan:
     """Scan one block of whole top-level elements (see the module docstring)."""
+    return _without_gc(_scan_native if _native_scan is not None else _scan_python, data)
+
+
+def scan_block_python(data: bytes) -> BlockScan:
+    """The same scan by the pure-Python reference path (regex and element reader)."""
+    return _without_gc(_scan_python, data)
+
+
+def _without_gc(scan: Callable[[bytes], BlockScan], data: bytes) -> BlockScan:
     # Tens of thousands of small tuples and no reference cycles: the cyclic collector
     # would run hundreds of times per block for nothing.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _scan(data)
+        return scan(data)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _scan(data: bytes) -> BlockScan:
+def _read_piece(data: bytes, lo: int, hi: int, ordinal: int, rows: _Rows, scan: BlockScan) -> int:
+    """Elements of ``data[lo:hi]`` by the element reader; returns the next ordinal."""
+    try:
+        elements = read_elements(data, lo, hi)
+    except ValueError as exc:
+        rows.problems.append((ordinal, "element", f"unreadable XML ({exc}); skipped"))
+        return ordinal
+    for elem in elements:
+        if elem.tag == "Record":
+            _record_element(elem, ordinal, rows)
+            ordinal += 1
+        else:
+            scan.elements.append((ordinal, elem, data[elem.start : elem.end]))
+    return ordinal
+
+
+def _finish(scan: BlockScan, rows: _Rows, ordinal: int) -> BlockScan:
+    rows.arrays(scan)
+    scan.records = ordinal
+    scan.problems = rows.problems
+    return scan
+
+
+def _scan_native(data: bytes) -> BlockScan:
+    assert _native_scan is not None
+    scan = BlockScan()
+    rows = _Rows()
+    ordinal = pos = 0
+    while True:
+        stop, count, keys, *columns, odd = _native_scan(data, pos)
+        if len(columns[0]):
+            rows.add_native(keys, tuple(columns), ordinal)  # type: ignore[arg-type]
+        for at, *text in odd:
+            rows.text.append(tuple(text))  # type: ignore[arg-type]
+            rows.text_ordinals.append(ordinal + at)
+        ordinal += count
+        if stop >= len(data):
+            return _finish(scan, rows, ordinal)
+        lo, pos = _special_span(data, stop)
+        ordinal = _read_piece(data, lo, pos, ordinal, rows, scan)
+
+
+def _scan_python(data: bytes) -> BlockScan:
     scan = BlockScan()
     rows = _Rows()
     plain = _SPECIAL.search(data) is None
@@ -347,18 +446,5 @@ def _scan(data: bytes) -> BlockScan:
                     rows.add_columns(cols, np.arange(ordinal, ordinal + n, dtype=np.int32))
                     ordinal += n
                 continue
-        try:
-            elements = read_elements(data, lo, hi)
-        except ValueError as exc:
-            rows.problems.append((ordinal, "element", f"unreadable XML ({exc}); skipped"))
-            continue
-        for elem in elements:
-            if elem.tag == "Record":
-                _record_element(elem, ordinal, rows)
-                ordinal += 1
-            else:
-                scan.elements.append((ordinal, elem, data[elem.start : elem.end]))
-    rows.arrays(scan)
-    scan.records = ordinal
-    scan.problems = rows.problems
-    return scan
+        ordinal = _read_piece(data, lo, hi, ordinal, rows, scan)
+    return _finish(scan, rows, ordinal)
