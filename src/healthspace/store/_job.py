@@ -50,20 +50,48 @@ class IngestResult:
         }
 
 
+@dataclass(slots=True)
+class _Prepared:
+    """A record reduced to what its row needs, so the model object can go at once.
+
+    Model objects are many times larger than their JSON (a night of sleep stages:
+    ~2 KB per stage as objects, ~150 bytes as JSON); a batch holds only these.
+    """
+
+    ident: bytes
+    content: bytes
+    plain: bytes
+    kind: str
+    effective_ms: int | None
+    code_index: bytes | None
+    original: bytes | None
+    with_file: Attached | None  # kept whole only when a file is stored beside it
+
+    @property
+    def size(self) -> int:
+        return len(self.plain) + len(self.original or b"")
+
+
 @dataclass
 class _Pending:
     """What one batch holds before it is written."""
 
-    records: list[Attached] = field(default_factory=list)
+    records: list[_Prepared] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     batches: list[SampleBatch] = field(default_factory=list)
     sample_count: int = 0
+    record_bytes: int = 0
+
+    def add_record(self, prepared: _Prepared) -> None:
+        self.records.append(prepared)
+        self.record_bytes += prepared.size
 
     def clear(self) -> None:
         self.records.clear()
         self.samples.clear()
         self.batches.clear()
         self.sample_count = 0
+        self.record_bytes = 0
 
 
 @dataclass
@@ -225,132 +253,138 @@ class _Job:
                 )
         return found
 
-    def _identify(self, item: Attached) -> tuple[bytes, bytes, bytes]:
-        s = self.session
-        plain = record_to_json(item.record)
-        ident = s.blind(item.record.source_id, domain="identity")
-        content = s.blind(
-            hashlib.sha256(plain + (item.original or b"")).hexdigest(), domain="content"
-        )
-        return ident, content, plain
-
-    def _stage_update(self, record_id: str, item: Attached, content: bytes, plain: bytes) -> None:
+    def prepare(self, item: Attached) -> _Prepared:
+        """What the row of ``item`` needs: identity, content hash, JSON, index columns."""
         s = self.session
         record = item.record
+        plain = record_to_json(record)
+        original = item.original
         code = record.primary_code()
-        self.updates[record_id] = _Update(
-            record_id,
-            record.kind,
-            _ms(record.sort_time()),
-            code_index(s, code) if code is not None else None,
-            content,
-            s.encrypt(plain, table="records", row_id=record_id, column="payload"),
-            None
-            if item.original is None
-            else s.encrypt(item.original, table="records", row_id=record_id, column="original"),
+        return _Prepared(
+            ident=s.blind(record.source_id, domain="identity"),
+            content=s.blind(
+                hashlib.sha256(plain + (original or b"")).hexdigest(), domain="content"
+            ),
+            plain=plain,
+            kind=record.kind,
+            effective_ms=_ms(record.sort_time()),
+            code_index=code_index(s, code) if code is not None else None,
+            original=original,
+            with_file=item if item.file is not None else None,
         )
 
-    def replay(self, conn: Connection, items: list[Attached]) -> None:
+    def _payloads(
+        self, conn: Connection, record_id: str, prep: _Prepared
+    ) -> tuple[bytes, bytes | None]:
+        """The encrypted payload and original of a row; a file is stored first if any."""
+        s = self.session
+        plain = prep.plain
+        if prep.with_file is not None and prep.with_file.file is not None:
+            record = self._store_file(conn, prep.with_file.record, prep.with_file.file)
+            plain = record_to_json(record)
+        payload = s.encrypt(plain, table="records", row_id=record_id, column="payload")
+        original = (
+            None
+            if prep.original is None
+            else s.encrypt(prep.original, table="records", row_id=record_id, column="original")
+        )
+        return payload, original
+
+    def _stage_update(self, record_id: str, prep: _Prepared) -> None:
+        s = self.session
+        self.updates[record_id] = _Update(
+            record_id,
+            prep.kind,
+            prep.effective_ms,
+            prep.code_index,
+            prep.content,
+            s.encrypt(prep.plain, table="records", row_id=record_id, column="payload"),
+            None
+            if prep.original is None
+            else s.encrypt(prep.original, table="records", row_id=record_id, column="original"),
+        )
+
+    def replay(self, conn: Connection, items: list[_Prepared]) -> None:
         """Rebuild the updates of items an interrupted run already committed past.
 
         Changed records are applied only at completion, so the cursor alone does
         not remember them: re-derive them from the same input.
         """
-        staged = {self._identify(item)[0]: item for item in items}
+        staged = {prep.ident: prep for prep in items}
         existing = self._lookup(conn, list(staged))
-        for ident, item in staged.items():
+        for ident, prep in staged.items():
             found = existing.get(ident)
             if found is None or found[2] == self.result.job_id:
                 continue
-            _, content, plain = self._identify(item)
-            if found[1] != content:
-                self._stage_update(found[0], item, content, plain)
+            if found[1] != prep.content:
+                self._stage_update(found[0], prep)
 
-    def _write_records(self, conn: Connection, items: list[Attached]) -> None:
+    def _write_records(self, conn: Connection, items: list[_Prepared]) -> None:
         s = self.session
-        by_identity: dict[bytes, tuple[Attached, bytes, bytes]] = {}
-        for item in items:
-            ident, content, plain = self._identify(item)
-            if ident in by_identity:
+        by_identity: dict[bytes, _Prepared] = {}
+        for prep in items:
+            if prep.ident in by_identity:
                 self.result.skipped_duplicates += 1
-            by_identity[ident] = (item, content, plain)
+            by_identity[prep.ident] = prep
         if not by_identity:
             return
         existing = self._lookup(conn, list(by_identity))
         now = _now()
         rows: list[dict[str, object]] = []
-        for ident, (item, content, plain) in by_identity.items():
-            record = item.record
+        for ident, prep in by_identity.items():
             found = existing.get(ident)
             if found is not None:
                 record_id, old_content, owner, owner_status = found
                 if owner != self.result.job_id and owner_status in ("running", "interrupted"):
                     # Held by a job that never finished: this job takes the row
                     # over, or it would stay invisible behind the unfinished one.
-                    self._adopt(conn, record_id, item, content, plain)
-                    self.counts[record.kind] += 1
+                    self._adopt(conn, record_id, prep)
+                    self.counts[prep.kind] += 1
                     continue
-                if old_content == content:
+                if old_content == prep.content:
                     self.result.skipped_duplicates += 1
                     continue
                 # Changed at the source: replace at completion, so a failed job
                 # leaves the old version untouched.
-                self._stage_update(record_id, item, content, plain)
+                self._stage_update(record_id, prep)
                 continue
             record_id = uuid.uuid4().hex
-            if item.file is not None:
-                record = self._store_file(conn, record, item.file)
-                plain = record_to_json(record)
-            code = record.primary_code()
+            payload, original = self._payloads(conn, record_id, prep)
             rows.append(
                 {
                     "user_id": s.user_id,
                     "record_id": record_id,
                     "space": s.space.value,
-                    "kind": record.kind,
-                    "effective_ms": _ms(record.sort_time()),
-                    "code_index": code_index(s, code) if code is not None else None,
+                    "kind": prep.kind,
+                    "effective_ms": prep.effective_ms,
+                    "code_index": prep.code_index,
                     "identity": ident,
-                    "content_hash": content,
+                    "content_hash": prep.content,
                     "job_id": self.result.job_id,
-                    "payload": s.encrypt(
-                        plain, table="records", row_id=record_id, column="payload"
-                    ),
-                    "original": None
-                    if item.original is None
-                    else s.encrypt(
-                        item.original, table="records", row_id=record_id, column="original"
-                    ),
+                    "payload": payload,
+                    "original": original,
                     "created_at": now,
                     "updated_at": now,
                 }
             )
-            self.counts[record.kind] += 1
+            self.counts[prep.kind] += 1
         if rows:
             conn.execute(records.insert(), rows)
 
-    def _adopt(
-        self, conn: Connection, record_id: str, item: Attached, content: bytes, plain: bytes
-    ) -> None:
+    def _adopt(self, conn: Connection, record_id: str, prep: _Prepared) -> None:
         s = self.session
-        record = item.record
-        if item.file is not None:
-            record = self._store_file(conn, record, item.file)
-            plain = record_to_json(record)
-        code = record.primary_code()
+        payload, original = self._payloads(conn, record_id, prep)
         conn.execute(
             records.update()
             .where(records.c.user_id == s.user_id, records.c.record_id == record_id)
             .values(
                 job_id=self.result.job_id,
-                kind=record.kind,
-                effective_ms=_ms(record.sort_time()),
-                code_index=code_index(s, code) if code is not None else None,
-                content_hash=content,
-                payload=s.encrypt(plain, table="records", row_id=record_id, column="payload"),
-                original=None
-                if item.original is None
-                else s.encrypt(item.original, table="records", row_id=record_id, column="original"),
+                kind=prep.kind,
+                effective_ms=prep.effective_ms,
+                code_index=prep.code_index,
+                content_hash=prep.content,
+                payload=payload,
+                original=original,
                 updated_at=_now(),
             )
         )

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from healthspace.errors import HealthspaceError, IngestError
 from healthspace.model import AnyRecord, Sample, SampleBatch
 from healthspace.model.item import Attached
-from healthspace.store._job import IngestResult, ProgressCallback, _Job, _Pending
+from healthspace.store._job import IngestResult, ProgressCallback, _Job, _Pending, _Prepared
 from healthspace.store.session import SpaceSession
 
 __all__ = ["IngestResult", "ProgressCallback", "ingest"]
@@ -32,6 +32,7 @@ def ingest(
     progress: ProgressCallback | None = None,
     batch_records: int = 5000,
     batch_samples: int = 500_000,
+    batch_bytes: int = 16 << 20,
     hold_for_review: bool = False,
 ) -> IngestResult:
     """Write ``items`` as one import job; see the module docstring for the guarantees.
@@ -43,11 +44,15 @@ def ingest(
     ``hold_for_review`` ends the job in status "review" instead of "complete": its
     records stay invisible until the person confirms them (see ``store.review``).
     Used for values read by extraction (PDF text, OCR), never saved silently.
+
+    A batch commits after ``batch_records`` records, ``batch_samples`` samples or
+    ``batch_bytes`` of record JSON, whichever comes first; records are held as their
+    JSON only, so memory stays bounded however large the objects were.
     """
     job = _Job(session, source, input_sha256 or uuid.uuid4().hex)
     job.find_resumable()
     pending = _Pending()
-    replay: list[Attached] = []
+    replay: list[_Prepared] = []
     done = 0
     try:
         for item in items:
@@ -56,7 +61,9 @@ def ingest(
                 # Already committed by the interrupted run; only its pending
                 # updates need re-deriving.
                 if not isinstance(item, (Sample, SampleBatch)):
-                    replay.append(item if isinstance(item, Attached) else Attached(item))
+                    replay.append(
+                        job.prepare(item if isinstance(item, Attached) else Attached(item))
+                    )
                     if len(replay) >= batch_records or done == job.cursor:
                         with session.begin() as conn:
                             job.replay(conn, replay)
@@ -68,11 +75,15 @@ def ingest(
             elif isinstance(item, Sample):
                 pending.samples.append(item)
                 pending.sample_count += 1
-            elif isinstance(item, Attached):
-                pending.records.append(item)
             else:
-                pending.records.append(Attached(item))
-            if len(pending.records) >= batch_records or pending.sample_count >= batch_samples:
+                pending.add_record(
+                    job.prepare(item if isinstance(item, Attached) else Attached(item))
+                )
+            if (
+                len(pending.records) >= batch_records
+                or pending.sample_count >= batch_samples
+                or pending.record_bytes >= batch_bytes
+            ):
                 with session.begin() as conn:
                     job.flush(conn, pending, done)
                 if progress is not None:
