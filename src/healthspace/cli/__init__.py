@@ -14,7 +14,7 @@ import typer
 
 from healthspace.cli._output import fail_line
 from healthspace.errors import HealthspaceError
-from healthspace.plugins import get_plugin_manager
+from healthspace.plugins import get_command_plugin_manager
 
 __all__ = ["build_app", "main"]
 
@@ -27,7 +27,7 @@ def build_app() -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
     )
-    get_plugin_manager().hook.register_commands(app=app)
+    get_command_plugin_manager().hook.register_commands(app=app)
     return app
 
 

@@ -1,16 +1,22 @@
-"""What every command needs: settings and the store, built on demand."""
+"""What every command needs: settings and the store, built on demand.
+
+Nothing heavy at import time: settings (pydantic), the store (SQLAlchemy, Alembic,
+the vault) are imported by the helpers below when a command calls them, so that
+building the command line, ``--help`` and usage errors stay cheap.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from healthspace.errors import ConfigError, UsageError
-from healthspace.settings import Settings, load_settings
-from healthspace.store import HealthGrant, Space, SpaceSession, Store, open_store
+
+if TYPE_CHECKING:
+    from healthspace.settings import Settings
+    from healthspace.store import Space, SpaceSession, Store
 
 __all__ = ["ACTOR", "cli_settings", "cli_store", "parse_space", "user_session"]
 
@@ -18,6 +24,10 @@ ACTOR = "operator:cli"
 
 
 def cli_settings() -> Settings:
+    from pydantic import ValidationError
+
+    from healthspace.settings import load_settings
+
     try:
         settings = load_settings()
     except ValidationError as exc:
@@ -29,11 +39,15 @@ def cli_settings() -> Settings:
 
 
 def cli_store(settings: Settings | None = None, *, initialize: bool = False) -> Store:
+    from healthspace.store import open_store
+
     return open_store(settings or cli_settings(), actor=ACTOR, initialize=initialize)
 
 
 def parse_space(value: str) -> Space:
     """The ``--space`` option: health or general."""
+    from healthspace.store import Space
+
     try:
         return Space(value)
     except ValueError:
@@ -41,8 +55,15 @@ def parse_space(value: str) -> Space:
 
 
 @contextmanager
-def user_session(email: str, space: Space = Space.HEALTH) -> Iterator[SpaceSession]:
-    """One space of one user, opened as the operator; store and keys closed after."""
+def user_session(email: str, space: Space | None = None) -> Iterator[SpaceSession]:
+    """One space of one user (health by default), opened as the operator.
+
+    The store and its keys are closed after.
+    """
+    from healthspace.store import HealthGrant, Space
+
+    if space is None:
+        space = Space.HEALTH
     store = cli_store()
     try:
         found = store.find_user(email)

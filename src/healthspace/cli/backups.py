@@ -11,14 +11,6 @@ from healthspace.cli._context import ACTOR, cli_settings
 from healthspace.cli._options import JsonOpt
 from healthspace.cli._output import emit_json, out_console
 from healthspace.hookspecs import hookimpl
-from healthspace.store import open_store
-from healthspace.store.backup import backup as take_backup
-from healthspace.store.backup import restore as do_restore
-from healthspace.store.engine import create_engine
-from healthspace.store.facade import Store
-from healthspace.store.keystore import KeyStore
-from healthspace.vault import Vault
-from healthspace.vault.config import root_key_source
 
 
 def backup(
@@ -26,6 +18,9 @@ def backup(
     json: JsonOpt = False,
 ) -> None:
     """Take a consistent online backup: ciphertext only, no keys."""
+    from healthspace.store import open_store
+    from healthspace.store.backup import backup as take_backup
+
     store = open_store(cli_settings(), actor=ACTOR)
     try:
         path = take_backup(store, out)
@@ -43,6 +38,13 @@ def restore(
     json: JsonOpt = False,
 ) -> None:
     """Restore a backup into an empty home. Needs the root key the backup was made under."""
+    from healthspace.store.backup import restore as do_restore
+    from healthspace.store.engine import create_engine
+    from healthspace.store.facade import Store
+    from healthspace.store.keystore import KeyStore
+    from healthspace.vault import Vault
+    from healthspace.vault.config import root_key_source
+
     settings = cli_settings()
     # Never create a key here: a new key could not open the backup anyway.
     source, _ = root_key_source(settings, create=False)

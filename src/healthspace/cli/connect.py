@@ -15,7 +15,6 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from healthspace.cli._context import user_session
 from healthspace.cli._options import JsonOpt, UserOpt
@@ -114,6 +113,8 @@ def _progress() -> Iterator[Callable[[str, int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err_console) as bar:
         task = bar.add_task("syncing")
 

@@ -6,14 +6,10 @@ import orjson
 import typer
 
 from healthspace.cli._context import ACTOR, cli_settings, cli_store
-from healthspace.cli._demo_data import demo_bundle, demo_samples
 from healthspace.cli._options import JsonOpt
 from healthspace.cli._output import emit_json, err_console, out_console
 from healthspace.errors import IngestError, UserNotFoundError
 from healthspace.hookspecs import hookimpl
-from healthspace.sources.base import InputFile
-from healthspace.sources.pipeline import import_files
-from healthspace.store import HealthGrant, RecordRepository, ingest
 
 DEMO_EMAIL = "demo@example.org"
 
@@ -23,6 +19,11 @@ def demo(json: JsonOpt = False) -> None:
 
     Safe to run again: the data is imported idempotently (nothing is duplicated).
     """
+    from healthspace.cli._demo_data import demo_bundle, demo_samples
+    from healthspace.sources.base import InputFile
+    from healthspace.sources.pipeline import import_files
+    from healthspace.store import HealthGrant, RecordRepository, ingest
+
     settings = cli_settings()
     key_existed = settings.root_key is not None or settings.key_file.exists()
     store = cli_store(settings, initialize=True)

@@ -7,13 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from healthspace.cli._context import parse_space, user_session
 from healthspace.cli._options import JsonOpt, UserOpt
 from healthspace.cli._output import emit_json, err_console, fail_line, out_console
 from healthspace.hookspecs import hookimpl
-from healthspace.sources.pipeline import import_paths
 
 
 def import_command(
@@ -23,8 +21,12 @@ def import_command(
     json: JsonOpt = False,
 ) -> None:
     """Import files; each is sniffed, parsed and written atomically (re-import adds 0)."""
+    from healthspace.sources.pipeline import import_paths
+
     with user_session(user, parse_space(space)) as session:
         if sys.stderr.isatty():
+            from rich.progress import Progress, SpinnerColumn, TextColumn
+
             with Progress(
                 SpinnerColumn(), TextColumn("{task.description}"), console=err_console
             ) as bar:

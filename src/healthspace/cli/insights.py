@@ -13,8 +13,6 @@ from healthspace.cli._options import JsonOpt, UserOpt
 from healthspace.cli._output import emit_json, out_console
 from healthspace.errors import UsageError
 from healthspace.hookspecs import hookimpl
-from healthspace.insights.labs import Labs
-from healthspace.insights.visit_brief import visit_brief
 
 
 def labs(
@@ -25,6 +23,8 @@ def labs(
     json: JsonOpt = False,
 ) -> None:
     """Lab trends (every analyte with two or more results, or one analyte)."""
+    from healthspace.insights.labs import Labs
+
     with user_session(user) as session:
         results = Labs.load(session)
         if analyte is not None:
@@ -55,6 +55,8 @@ def brief(
     json: JsonOpt = False,
 ) -> None:
     """Prepare for an appointment: changes, results, medications, questions; every line cited."""
+    from healthspace.insights.visit_brief import visit_brief
+
     try:
         since_date = date.fromisoformat(since) if since else None
     except ValueError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -11,7 +11,9 @@ from healthspace.cli._context import parse_space, user_session
 from healthspace.cli._options import JsonOpt, UserOpt
 from healthspace.cli._output import emit_json, out_console
 from healthspace.hookspecs import hookimpl
-from healthspace.store import RecordRepository, StoredRecord
+
+if TYPE_CHECKING:
+    from healthspace.store import StoredRecord
 
 
 def record_json(stored: StoredRecord) -> dict[str, Any]:
@@ -40,6 +42,8 @@ def records(
     json: JsonOpt = False,
 ) -> None:
     """List a user's records."""
+    from healthspace.store import RecordRepository
+
     with user_session(user, parse_space(space)) as session:
         rows = [record_json(r) for r in RecordRepository(session).iter(kind=kind)]
     if json:

@@ -11,7 +11,6 @@ from healthspace.cli._options import JsonOpt, UserOpt
 from healthspace.cli._output import emit_json, out_console
 from healthspace.cli.records import record_json
 from healthspace.hookspecs import hookimpl
-from healthspace.store import review
 
 review_app = typer.Typer(help="Review values extracted from PDFs and photos.", no_args_is_help=True)
 
@@ -21,6 +20,8 @@ JobArg = Annotated[str, typer.Argument(help="The import job id (from `review lis
 @review_app.command("list")
 def list_pending(user: UserOpt, json: JsonOpt = False) -> None:
     """Imports waiting for your review."""
+    from healthspace.store import review
+
     with user_session(user) as session:
         jobs = review.pending_jobs(session)
     doc = {
@@ -46,6 +47,8 @@ def list_pending(user: UserOpt, json: JsonOpt = False) -> None:
 @review_app.command("show")
 def show(job: JobArg, user: UserOpt, json: JsonOpt = False) -> None:
     """The records an import extracted, as they would be saved."""
+    from healthspace.store import review
+
     with user_session(user) as session:
         rows = [record_json(r) for r in review.pending_records(session, job)]
     if json:
@@ -67,6 +70,8 @@ def confirm(
     json: JsonOpt = False,
 ) -> None:
     """Save an import's records (all, or only those given with --keep)."""
+    from healthspace.store import review
+
     with user_session(user) as session:
         kept = review.confirm(session, job, keep)
     if json:
@@ -78,6 +83,8 @@ def confirm(
 @review_app.command("reject")
 def reject(job: JobArg, user: UserOpt, json: JsonOpt = False) -> None:
     """Discard an import's extracted records."""
+    from healthspace.store import review
+
     with user_session(user) as session:
         review.reject(session, job)
     if json:

@@ -12,7 +12,6 @@ from healthspace.cli._options import JsonOpt, UserOpt
 from healthspace.cli._output import emit_json, out_console
 from healthspace.errors import UsageError
 from healthspace.hookspecs import hookimpl
-from healthspace.store import Space
 
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 
@@ -26,6 +25,8 @@ def add(
     json: JsonOpt = False,
 ) -> None:
     """Create a user with a general and a health space, each with its own key."""
+    from healthspace.store import Space
+
     password = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
