@@ -11,18 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from healthspace.store._chunk import (
-    FORMAT_VERSION,
-    ChunkData,
-    DayStats,
-    decode,
-    empty,
-    encode,
-    merge,
-    merge_counting,
-    normalize,
-    stats_of,
-)
+from healthspace.store._chunk import FORMAT_VERSION, ChunkData, decode, empty, encode
+from healthspace.store._chunk_days import DayChunks, encode_days, merge_days
+from healthspace.store._chunk_stats import DayStats, stats_days, stats_of
+from tests.store import _chunk_reference as reference
+from tests.store._chunk_reference import merge, merge_counting, normalize
 
 DAY = 86_400_000
 
@@ -278,3 +271,214 @@ def test_stats_mean() -> None:
 def test_malformed_stats_raise_value_error(data: bytes) -> None:
     with pytest.raises(ValueError, match="malformed"):
         DayStats.unpack(data)
+
+
+# --- the faster codec against the reference -------------------------------------------------
+
+
+tricky_floats = st.sampled_from(
+    [0.0, -0.0, 0.1, 0.25, 5.4, 1e-3, 123.456, 2.0**52 - 1, 2.0**52, 2.0**49 + 0.5, 4.5e12]
+)
+value_kinds = st.sampled_from(["int", "d1", "d3", "float", "tricky", "any"])
+
+
+@st.composite
+def values_of(draw: st.DrawFn, n: int) -> np.ndarray:
+    """Values of one day: whole numbers, decimals, arbitrary bits, or a mix near the
+    edges of the decimal mode (2**52, -0.0, NaN)."""
+    kind = draw(value_kinds)
+    if kind == "int":
+        ints = st.integers(-(2**53), 2**53) if draw(st.booleans()) else st.integers(0, 250)
+        return draw(hnp.arrays(np.float64, n, elements=ints.map(float)))
+    if kind in ("d1", "d3"):
+        raw = draw(hnp.arrays(np.float64, n, elements=st.floats(-1e6, 1e6)))
+        return np.round(raw, 1 if kind == "d1" else 3)
+    if kind == "float":
+        return draw(hnp.arrays(np.float64, n, elements=st.floats(width=64)))
+    if kind == "tricky":
+        return draw(hnp.arrays(np.float64, n, elements=tricky_floats))
+    return draw(hnp.arrays(np.float64, n, elements=tricky_floats | st.floats(width=64)))
+
+
+@given(chunks())
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_encode_matches_the_reference_codec_byte_for_byte(chunk: ChunkData) -> None:
+    data = encode(chunk)
+    assert data == reference.encode(chunk)
+    assert decode(data) == reference.decode(data)
+
+
+@given(chunks(max_size=60), st.data())
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_decimal_modes_match_the_reference_codec(chunk: ChunkData, data: st.DataObject) -> None:
+    values = data.draw(values_of(len(chunk)))
+    chunk = cd(chunk.t_ms, chunk.duration_ms, values, chunk.source_idx, chunk.sources)
+    encoded = encode(chunk)
+    assert encoded == reference.encode(chunk)
+    assert decode(encoded) == chunk
+    assert decode(encoded).values.tobytes() == reference.decode(encoded).values.tobytes()
+
+
+def test_chunks_of_the_reference_codec_decode() -> None:
+    """Chunks already at rest (written by the first codec) still decode, bit for bit."""
+    for chunk in (minute_day(), empty(), cd([5, 1], [0, 2], [-0.0, math.nan], [1, 0], ("b", "a"))):
+        stored = reference.encode(chunk)
+        back = decode(stored)
+        assert back == chunk
+        assert back.values.tobytes() == chunk.values.tobytes()
+        assert encode(back) == stored
+
+
+# --- merge_days: many days at once, the same as one day at a time -----------------------------
+
+
+@st.composite
+def day_rows(draw: st.DrawFn, *, days: int = 4, max_size: int = 40) -> ChunkData:
+    """Rows over a few days with few distinct keys (plenty of duplicates and collisions,
+    equal times with other durations or sources), values of every kind."""
+    n = draw(st.integers(0, max_size))
+    sources = tuple(draw(st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=1, max_size=4)))
+    day = draw(hnp.arrays(np.int64, n, elements=st.integers(0, days - 1)))
+    offset = draw(hnp.arrays(np.int64, n, elements=st.sampled_from([0, 1, 2, DAY - 1])))
+    dur = draw(hnp.arrays(np.int64, n, elements=st.integers(0, 2)))
+    values = draw(values_of(n)) if draw(st.booleans()) else np.floor(day + offset % 3 + dur)
+    src = draw(hnp.arrays(np.uint16, n, elements=st.integers(0, len(sources) - 1)))
+    if draw(st.booleans()):
+        order = np.lexsort((dur, offset, day))
+        day, offset, dur, values, src = (
+            day[order],
+            offset[order],
+            dur[order],
+            values[order],
+            src[order],
+        )
+    return cd((19_000 + day) * DAY + offset, dur, values, src, sources)
+
+
+def split_days(chunk: ChunkData) -> dict[int, ChunkData]:
+    days = chunk.t_ms // DAY
+    return {day: chunk.take(days == day) for day in np.unique(days).tolist()}
+
+
+@st.composite
+def stored_days(draw: st.DrawFn) -> dict[int, ChunkData]:
+    """What a repository holds: canonical chunks (or, now and then, not canonical)."""
+    raw = split_days(draw(day_rows()))
+    return {day: c if draw(st.booleans()) else normalize(c) for day, c in raw.items()}
+
+
+def check_against_one_day_at_a_time(
+    result: DayChunks, old: dict[int, ChunkData], new: dict[int, ChunkData]
+) -> None:
+    want = {}
+    for day in sorted(old.keys() | new.keys()):
+        merged, changed = merge_counting(old.get(day, empty()), new.get(day, empty()))
+        if len(merged):
+            want[day] = (merged, changed)
+    assert result.days.tolist() == list(want)
+    assert np.diff(result.bounds).min(initial=1) >= 1
+    for i, (merged, changed) in enumerate(want.values()):
+        chunk = result.chunk(i)
+        assert chunk == merged
+        assert int(result.changed[i]) == changed
+        # Columns fit for the constructor's checks, as it would have made them.
+        assert (
+            ChunkData(chunk.t_ms, chunk.duration_ms, chunk.values, chunk.source_idx, chunk.sources)
+            == chunk
+        )
+    which = list(range(len(result)))
+    encoded = encode_days(result, which)
+    assert encoded == [reference.encode(m) for m, _ in want.values()]
+    stats = stats_days(result, which)
+    assert [s.pack() for s in stats] == [stats_of(m).pack() for m, _ in want.values()]
+
+
+@given(day_rows(max_size=60))
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_merge_days_of_new_days_only_is_merge_of_each_day(new: ChunkData) -> None:
+    """The fast path (nothing stored yet) gives what the general one gives, day by day."""
+    result = merge_days([], new, new.t_ms // DAY)
+    check_against_one_day_at_a_time(result, {}, split_days(new))
+
+
+@given(st.data())
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_merge_days_is_merge_of_each_day(data: st.DataObject) -> None:
+    old = data.draw(stored_days())
+    new = data.draw(day_rows())
+    if data.draw(st.booleans()):  # a re-import: some stored days come again, unchanged
+        again = [c for day, c in old.items() if data.draw(st.booleans())]
+        new = reference_concat([*again, new])
+    result = merge_days(sorted(old.items()), new, new.t_ms // DAY)
+    check_against_one_day_at_a_time(result, old, split_days(new))
+
+
+@given(st.data())
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_merge_days_of_chunk_pairs_is_merge_of_each_pair(data: st.DataObject) -> None:
+    """As finalize_job calls it: one old and one new chunk per day."""
+    old = data.draw(stored_days())
+    new = data.draw(stored_days())
+    for day in list(old) if data.draw(st.booleans()) else []:
+        new[day] = old[day]  # pending chunks equal to the visible ones
+    days = sorted(old.keys() & new.keys())
+    result = merge_days([(d, old[d]) for d in days], [(d, new[d]) for d in days])
+    check_against_one_day_at_a_time(result, {d: old[d] for d in days}, {d: new[d] for d in days})
+
+
+def reference_concat(chunks: list[ChunkData]) -> ChunkData:
+    names = sorted({name for c in chunks for name in c.sources})
+    src = [np.array([names.index(n) for n in c.sources], np.uint16)[c.source_idx] for c in chunks]
+    return cd(
+        np.concatenate([c.t_ms for c in chunks]),
+        np.concatenate([c.duration_ms for c in chunks]),
+        np.concatenate([c.values for c in chunks]),
+        np.concatenate(src),
+        tuple(names),
+    )
+
+
+def test_merge_days_keeps_a_stored_chunk_under_its_own_day() -> None:
+    """Rows are grouped by the day they are stored under, as one chunk at a time would."""
+    odd = cd([19_000 * DAY + 5, 7], [0, 0], [1.0, 2.0], [0, 0], ("w",))  # 7 is not day 19000
+    new = cd([19_000 * DAY + 5], [0], [3.0], [0], ("w",))
+    result = merge_days([(19_000, odd)], new, new.t_ms // DAY)
+    want, changed = merge_counting(odd, new)
+    assert result.days.tolist() == [19_000]
+    assert result.chunk(0) == want
+    assert result.changed.tolist() == [changed]
+
+
+def test_merge_days_with_many_sources_names_each_day_its_own() -> None:
+    t = (19_000 + np.arange(6)) * DAY
+    new = cd(t, np.zeros(6), np.arange(6.0), [5, 4, 3, 2, 1, 0], ("f", "e", "d", "c", "b", "a"))
+    result = merge_days([], new, t // DAY)
+    assert list(result.sources) == [("a",), ("b",), ("c",), ("d",), ("e",), ("f",)]
+    assert result.source_idx.tolist() == [0] * 6
+
+
+def test_merge_days_needs_days_for_a_chunk() -> None:
+    with pytest.raises(ValueError, match="new_days"):
+        merge_days([], minute_day())
+
+
+def test_take_validates_what_it_cannot_trust() -> None:
+    chunk = minute_day()
+    assert len(chunk.take(3)) == 1  # a scalar index: one row, as before
+    picked = chunk.take(slice(None, None, 7))
+    assert picked.t_ms.flags.c_contiguous
+    assert picked == cd(
+        chunk.t_ms[::7],
+        chunk.duration_ms[::7],
+        chunk.values[::7],
+        chunk.source_idx[::7],
+        ("watch",),
+    )
+    with pytest.raises(ValueError, match="one-dimensional"):
+        chunk.take(np.array([[0, 1]]))
+
+
+def test_merge_days_needs_one_day_per_row() -> None:
+    chunk = minute_day()
+    with pytest.raises(ValueError, match="broadcast"):
+        merge_days([], chunk, chunk.t_ms[:5] // DAY)

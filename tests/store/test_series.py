@@ -14,9 +14,13 @@ import sqlalchemy as sa
 from healthspace.errors import IntegrityError
 from healthspace.model import Sample, SampleBatch
 from healthspace.store import SeriesRepository, SpaceSession, Store
+from healthspace.store._chunk import ChunkData, empty
+from healthspace.store._chunk_stats import stats_of
 from healthspace.store.engine import is_sqlite, reader
 from healthspace.store.series import DAY_MS, DayAggregate
 from healthspace.store.tables import audit_log, series_chunks
+from tests.store import _chunk_reference as chunk_reference
+from tests.store._chunk_reference import merge_counting
 
 BASE_DAY = 19_723  # 2024-01-01
 T0 = BASE_DAY * DAY_MS
@@ -328,3 +332,175 @@ def test_open_ended_windows_do_not_overflow(health: SpaceSession) -> None:
     repo = SeriesRepository(health)
     assert len(repo.samples("heart_rate", 0, 2**62)) > 0
     assert repo.daily("heart_rate", -(2**62), 2**62)
+
+
+# --- the batched write path against one chunk at a time --------------------------------------
+
+
+class OneDayAtATime:
+    """The repository's semantics the slow, obvious way: per metric, job and day,
+    ``merge_counting`` with what is stored, and the first codec's bytes."""
+
+    def __init__(self) -> None:
+        self.chunks: dict[tuple[str, str, int], ChunkData] = {}
+
+    def write(self, samples: SampleBatch | list[Sample], job_key: str = "") -> int:
+        if isinstance(samples, SampleBatch):
+            n = len(samples)
+            by_metric = {
+                samples.metric: ChunkData(
+                    samples.t_ms,
+                    samples.duration_ms,
+                    samples.values,
+                    np.zeros(n, np.uint16),
+                    (samples.source,),
+                )
+            }
+        else:
+            names = list(dict.fromkeys(s.source for s in samples))
+            by_metric = {}
+            for metric in dict.fromkeys(s.metric for s in samples):
+                mine = [s for s in samples if s.metric == metric]
+                by_metric[metric] = ChunkData(
+                    np.array([s.t_ms for s in mine], dtype=np.int64),
+                    np.array([s.duration_ms for s in mine], dtype=np.int64),
+                    np.array([s.value for s in mine]),
+                    np.array([names.index(s.source) for s in mine], dtype=np.uint16),
+                    tuple(names),
+                )
+        total = 0
+        for metric, chunk in by_metric.items():
+            days = chunk.t_ms // DAY_MS
+            for day in np.unique(days).tolist():
+                key = (metric, job_key, day)
+                merged, n = merge_counting(self.chunks.get(key, empty()), chunk.take(days == day))
+                if n:
+                    self.chunks[key] = merged
+                total += n
+        return total
+
+    def finalize(self, job_key: str) -> int:
+        added = 0
+        for metric, job, day in [k for k in self.chunks if k[1] == job_key]:
+            pending = self.chunks.pop((metric, job, day))
+            visible = self.chunks.get((metric, "", day))
+            if visible is None:
+                self.chunks[(metric, "", day)] = pending
+                added += len(pending)
+                continue
+            merged, n = merge_counting(visible, pending)
+            if n:
+                self.chunks[(metric, "", day)] = merged
+            added += n
+        return added
+
+
+def assert_stored_as(model: OneDayAtATime, session: SpaceSession, store: Store) -> None:
+    with reader(store.engine) as conn:
+        rows = conn.execute(sa.select(series_chunks)).all()
+        conn.rollback()
+    got = {}
+    for r in rows:
+        index = bytes(r.metric_index)
+        row_id = f"{index.hex()}:{r.day}"
+
+        def opened(column: str, r: Any = r, row_id: str = row_id) -> bytes:
+            envelope = bytes(getattr(r, column))
+            return session.decrypt(envelope, table="series_chunks", row_id=row_id, column=column)
+
+        got[(index, r.job_key, r.day)] = (
+            r.n,
+            r.first_ms,
+            r.last_ms,
+            opened("stats"),
+            opened("payload"),
+        )
+    want = {}
+    for (metric, job, day), chunk in model.chunks.items():
+        stats = stats_of(chunk)
+        want[(session.blind(metric, domain="metric"), job, day)] = (
+            stats.n,
+            stats.first_ms,
+            stats.last_ms,
+            stats.pack(),
+            chunk_reference.encode(chunk),
+        )
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert got[key] == value, key
+
+
+def shuffled_batch(
+    rng: np.random.Generator, metric: str, source: str, days: int, per_day: int, t0: int = T0
+) -> SampleBatch:
+    n = days * per_day
+    t = t0 + rng.integers(0, days * DAY_MS // 1000, n) * 1000  # whole seconds: collisions
+    t = np.concatenate([t, t[: n // 10]])  # and duplicates, the later value winning
+    values = np.round(rng.normal(70, 10, len(t)), int(rng.integers(0, 3)))
+    durations = rng.choice([0, 60_000], len(t))
+    return SampleBatch(metric, "1", t, durations, values, source)
+
+
+def test_writes_store_what_one_day_at_a_time_would(health: SpaceSession, store: Store) -> None:
+    """Byte for byte (decrypted): new days, stored days, several sources, re-writes,
+    changed values, the range lookup, import jobs and their finalization."""
+    rng = np.random.default_rng(7)
+    model = OneDayAtATime()
+    repo = SeriesRepository(health)
+
+    def both(samples: Any, job_key: str = "") -> None:
+        assert write(health, samples, job_key=job_key) == model.write(samples, job_key)
+        assert_stored_as(model, health, store)
+
+    def finalize(job_key: str) -> int:
+        with health.begin() as conn:
+            added = repo.finalize_job(conn, job_key)
+        assert added == model.finalize(job_key)
+        assert_stored_as(model, health, store)
+        return added
+
+    first = shuffled_batch(rng, "heart_rate", "watch", 5, 300)
+    both(first)
+    mixed = [
+        Sample(metric, int(t), float(v), int(d), source)
+        for metric, source in (("heart_rate", "phone"), ("heart_rate", "watch"), ("steps", "ring"))
+        for t, v, d in zip(
+            T0 + rng.integers(3 * DAY_MS, 7 * DAY_MS, 200) // 1000 * 1000,
+            rng.integers(0, 100, 200),
+            rng.choice([0, 60_000], 200),
+            strict=True,
+        )
+    ]
+    both(mixed)
+    both(first)  # the same again: nothing changes
+    changed_values = first.values.copy()
+    changed_values[::17] += 0.5
+    both(SampleBatch("heart_rate", "1", first.t_ms, first.duration_ms, changed_values, "watch"))
+
+    # An import: two sources into pending chunks, over stored days and new ones.
+    both(shuffled_batch(rng, "heart_rate", "watch", 4, 200, T0 + 4 * DAY_MS), job_key="j1")
+    both(shuffled_batch(rng, "heart_rate", "phone", 6, 100, T0 + 2 * DAY_MS), job_key="j1")
+    assert finalize("j1") > 0
+    # The same export again: every pending chunk equals its visible twin.
+    for metric in ("heart_rate", "steps"):
+        visible = repo.samples(metric, T0, T0 + 30 * DAY_MS)
+        both(
+            [
+                Sample(metric, t, v, d, s)
+                for t, v, d, s in zip(
+                    visible.t_ms.tolist(),
+                    visible.values.tolist(),
+                    visible.duration_ms.tolist(),
+                    visible.source_names(),
+                    strict=True,
+                )
+            ],
+            job_key="j2",
+        )
+    assert finalize("j2") == 0
+
+    # Over 900 days: stored chunks are looked up by range, and days inside the range
+    # the batch does not touch stay as they are.
+    t = T0 - 500 * DAY_MS + np.arange(1000, dtype=np.int64)[::2] * 2 * DAY_MS + 3_600_000
+    zero = np.zeros(len(t), dtype=np.int64)
+    both(SampleBatch("heart_rate", "1", t, zero, np.full(len(t), 61.0), "watch"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import os
+import struct
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,16 @@ from hypothesis import strategies as st
 
 import healthspace
 from healthspace.errors import IntegrityError
-from healthspace.vault import MemoryKeySource, Vault
-from healthspace.vault._envelope import OVERHEAD, envelope_nonce, envelope_version
+from healthspace.vault import MemoryKeySource, SpaceKeys, Vault
+from healthspace.vault._envelope import (
+    OVERHEAD,
+    DataCipher,
+    Place,
+    envelope_nonce,
+    envelope_version,
+    place_aad,
+    place_prefix,
+)
 
 VAULT = Vault(MemoryKeySource())
 ALICE_H = VAULT.open_space("alice", "health", [VAULT.new_data_key("alice", "health")])
@@ -114,3 +124,37 @@ def test_forgotten_keys_cannot_decrypt() -> None:
     with pytest.raises(Exception, match="forgotten"):
         keys.decrypt(env, table="t", row_id="r", column="c")
     assert "key=" not in repr(keys) or "hidden" in repr(keys)
+
+
+def reference_aad(user_id: str, space: str, table: str, row_id: str, column: str) -> bytes:
+    """The associated data as first written: every envelope at rest is bound to this."""
+    out = bytearray(b"hs-aad-v1")
+    for part in (user_id, space, table, row_id, column):
+        raw = part.encode()
+        out += struct.pack(">I", len(raw))
+        out += raw
+    return bytes(out)
+
+
+@given(user=names, space=names, table=names, row=names, column=names)
+def test_associated_data_is_unchanged(
+    user: str, space: str, table: str, row: str, column: str
+) -> None:
+    want = reference_aad(user, space, table, row, column)
+    assert Place(user, space, table, row, column).encode() == want
+    assert place_aad(place_prefix(user, space, table), row, column) == want
+
+
+@given(plaintext=st.binary(max_size=64), table=names, row=names, column=names)
+def test_envelopes_bound_the_first_way_still_open(
+    plaintext: bytes, table: str, row: str, column: str
+) -> None:
+    """SpaceKeys builds the associated data from a cached prefix; what it opens and
+    what it seals are bound exactly as before."""
+    key = os.urandom(32)
+    keys = SpaceKeys("alice", "health", {1: key}, 1)
+    cipher = DataCipher(key, 1)
+    old = cipher.encrypt(plaintext, reference_aad("alice", "health", table, row, column))
+    assert keys.decrypt(old, table=table, row_id=row, column=column) == plaintext
+    new = keys.encrypt(plaintext, table=table, row_id=row, column=column)
+    assert cipher.decrypt(new, reference_aad("alice", "health", table, row, column)) == plaintext

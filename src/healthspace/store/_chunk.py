@@ -24,12 +24,17 @@ squeezes to almost nothing. Mode 1 applies when every value is a decimal with at
 most ``MAX_SCALE`` fraction digits (heart rate, steps, glucose in mmol/L): it is
 chosen only when it reproduces the float64 bits exactly, so the codec is
 lossless for every input, NaN and -0.0 included.
+
+A write touches hundreds of days at a time: ``_chunk_days`` merges and encodes
+many days at once with the same results as this module's one-chunk functions, and
+``_chunk_stats`` holds the per-day aggregates.
 """
 
 from __future__ import annotations
 
 import struct
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -41,14 +46,9 @@ __all__ = [
     "FORMAT_VERSION",
     "MAX_SAMPLES",
     "ChunkData",
-    "DayStats",
     "decode",
     "empty",
     "encode",
-    "merge",
-    "merge_counting",
-    "normalize",
-    "stats_of",
 ]
 
 FORMAT_VERSION: Final = 1
@@ -106,6 +106,20 @@ class ChunkData:
         object.__setattr__(self, "source_idx", cols[2])
         object.__setattr__(self, "sources", tuple(self.sources))
 
+    @classmethod
+    def _trusted(
+        cls, t_ms: I64, duration_ms: I64, values: F64, source_idx: U16, sources: tuple[str, ...]
+    ) -> ChunkData:
+        """Internal: columns already one-dimensional, contiguous, of these dtypes, of equal
+        length, ``source_idx`` within ``sources``; skips the checks and copies."""
+        self = object.__new__(cls)
+        object.__setattr__(self, "t_ms", t_ms)
+        object.__setattr__(self, "duration_ms", duration_ms)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "source_idx", source_idx)
+        object.__setattr__(self, "sources", sources)
+        return self
+
     def __len__(self) -> int:
         return len(self.t_ms)
 
@@ -124,21 +138,20 @@ class ChunkData:
 
     def take(self, index: Any) -> ChunkData:
         """The rows selected by ``index`` (a slice, mask or index array)."""
-        return ChunkData(
-            self.t_ms[index],
-            self.duration_ms[index],
-            self.values[index],
-            self.source_idx[index],
-            self.sources,
-        )
+        t, dur, values = self.t_ms[index], self.duration_ms[index], self.values[index]
+        src = self.source_idx[index]
+        if src.ndim != 1:  # a scalar or 2-D index: the constructor coerces or refuses it
+            return ChunkData(t, dur, values, src, self.sources)
+        c = np.ascontiguousarray
+        return ChunkData._trusted(c(t), c(dur), c(values), c(src), self.sources)
 
     def source_names(self) -> list[str]:
         """The source of each row as a string (for callers that want no indexes)."""
         return [self.sources[i] for i in self.source_idx.tolist()]
 
 
-def empty() -> ChunkData:
-    return ChunkData(
+def _no_rows() -> tuple[I64, I64, F64, U16]:
+    return (
         np.empty(0, np.int64),
         np.empty(0, np.int64),
         np.empty(0, np.float64),
@@ -146,58 +159,111 @@ def empty() -> ChunkData:
     )
 
 
+def empty() -> ChunkData:
+    return ChunkData._trusted(*_no_rows(), ())
+
+
 # --- byte-level helpers -------------------------------------------------------------
 
+U64 = npt.NDArray[np.uint64]
 
-def _zigzag_delta(a: I64) -> npt.NDArray[np.uint64]:
+# One row of the shuffled columns, packed (no padding): shuffling a chunk is then a
+# single byte transpose of its rows, t_ms, duration_ms, values and source_idx planes
+# in a row, exactly the concatenation of the four shuffled columns.
+_ROW = np.dtype([("t", "<u8"), ("d", "<u8"), ("v", "<u8"), ("s", "<u2")])
+_ROW_BYTES: Final = 26
+
+
+def _zigzag_delta(a: I64, starts: Any = None) -> U64:
+    """zigzag(delta) of ``a``; with ``starts``, each segment starting there on its own."""
     # Integer arithmetic wraps modulo 2**64 on arrays, so this is exact even
     # for unsorted or extreme values; the inverse below wraps back the same way.
     d = np.empty_like(a)
     if len(a):
         d[0] = a[0]
         np.subtract(a[1:], a[:-1], out=d[1:])
+        if starts is not None:
+            d[starts] = a[starts]
     u = d.view(np.uint64)
     return (u << np.uint64(1)) ^ (d >> np.int64(63)).view(np.uint64)
 
 
-def _un_zigzag_delta(u: npt.NDArray[np.uint64]) -> I64:
-    d = (u >> np.uint64(1)) ^ (-(u & np.uint64(1)).view(np.int64)).view(np.uint64)
-    return np.cumsum(d.view(np.int64), dtype=np.int64)
-
-
-def _shuffle(a: npt.NDArray[Any]) -> bytes:
-    width = a.dtype.itemsize
-    return (
-        a.astype(a.dtype.newbyteorder("<"), copy=False)
-        .view(np.uint8)
-        .reshape(-1, width)
-        .T.tobytes()
+def _un_zigzag(u: U64) -> I64:
+    return ((u >> np.uint64(1)) ^ (-(u & np.uint64(1)).view(np.int64)).view(np.uint64)).view(
+        np.int64
     )
 
 
-def _unshuffle(raw: bytes | memoryview, n: int, dtype: str) -> npt.NDArray[Any]:
-    width = np.dtype(dtype).itemsize
-    planes = np.frombuffer(raw, dtype=np.uint8).reshape(width, n)
-    return np.ascontiguousarray(planes.T).view(dtype).reshape(n).astype(dtype[1:])
+def _decimal_scales(values: F64, starts: I64) -> tuple[I64, I64]:
+    """The value mode of each segment (``starts``, none empty): the smallest scale at
+    which every value is an exact decimal (-1: none, mode 0), and each row's integer
+    at its segment's scale (meaningful where one was found).
 
-
-def _decimal_scale(values: F64) -> tuple[int, I64] | None:
-    """The smallest scale at which every value is an exact decimal, with the integers."""
-    if not len(values) or not np.isfinite(values).all():
-        return None
-    peak = float(np.abs(values).max())
-    for scale in range(MAX_SCALE + 1):
-        factor = 10.0**scale
-        if peak * factor >= 2.0**52:
-            return None
-        ints = np.rint(values * factor).astype(np.int64)
-        # Compare bits, exactly as decode will rebuild them (so -0.0 never passes).
-        back = ints.astype(np.float64)
-        if scale:
+    Per segment the rule of the format: all values finite, then scale by scale, none
+    if ``peak * 10**scale`` reaches 2**52, else this scale if the integers rebuild
+    every value's bits exactly as decode will (so -0.0 never passes).
+    """
+    n, n_seg = len(values), len(starts)
+    scale = np.full(n_seg, -1, dtype=np.int64)
+    ints = np.zeros(n, dtype=np.int64)
+    if not n:
+        return scale, ints
+    lengths = np.diff(np.append(starts, n))
+    bits = values.view(np.uint64)
+    pending = np.logical_and.reduceat(np.isfinite(values), starts)
+    with np.errstate(invalid="ignore"):
+        peak = np.maximum.reduceat(np.abs(values), starts)
+    for s in range(MAX_SCALE + 1):
+        factor = 10.0**s
+        with np.errstate(invalid="ignore", over="ignore"):
+            pending &= peak * factor < 2.0**52
+        if not pending.any():
+            break
+        # Rows of undecided segments only: finite, and small enough to cast exactly.
+        every = bool(pending.all())
+        rows: Any = slice(None) if every else np.repeat(pending, lengths)
+        v = values[rows]
+        scaled = np.rint(v * factor).astype(np.int64)
+        back = scaled.astype(np.float64)
+        if s:
             back /= factor
-        if np.array_equal(back.view(np.uint64), values.view(np.uint64)):
-            return scale, ints
-    return None
+        exact = back.view(np.uint64) == bits[rows]
+        seg = np.flatnonzero(pending)
+        sub_starts = np.concatenate(([0], np.cumsum(lengths[seg])[:-1]))
+        found = np.logical_and.reduceat(exact, sub_starts)
+        ints[rows] = scaled
+        scale[seg[found]] = s
+        pending[seg[found]] = False
+    return scale, ints
+
+
+# Source lists repeat from chunk to chunk (one watch, a phone): their encoded and
+# decoded forms are kept, for small lists only, so the caches stay a few MB at most.
+_CACHE_ENTRIES: Final = 1024
+_CACHE_NAMES_BYTES: Final = 1024
+_NAMES: dict[tuple[str, ...], bytes] = {}
+_SOURCES: dict[bytes, tuple[str, ...]] = {}
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any, size: int) -> None:
+    if size <= _CACHE_NAMES_BYTES:
+        if len(cache) >= _CACHE_ENTRIES:
+            cache.clear()
+        cache[key] = value
+
+
+def _source_names(sources: tuple[str, ...]) -> bytes:
+    """The encoded source list; ValueError if a chunk may not hold it."""
+    names = _NAMES.get(sources)
+    if names is not None:
+        return names
+    if len(sources) > 65_535:
+        raise ValueError("a chunk holds at most 65535 distinct sources")
+    names = b"".join(_SRC_LEN.pack(len(raw)) + raw for raw in (x.encode() for x in sources))
+    if len(names) > MAX_SOURCES_BYTES:
+        raise ValueError(f"a chunk's source names take at most {MAX_SOURCES_BYTES} bytes")
+    _remember(_NAMES, sources, names, len(names))
+    return names
 
 
 _local = threading.local()
@@ -217,27 +283,83 @@ def _zstd() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
 # --- encode / decode ----------------------------------------------------------------
 
 
+def _encode_segments(
+    t_ms: I64,
+    duration_ms: I64,
+    values: F64,
+    source_idx: U16,
+    bounds: list[int],
+    sources: Sequence[tuple[str, ...]],
+    which: Sequence[int],
+) -> list[bytes]:
+    """The encoded chunk of each segment ``i`` in ``which``: rows ``bounds[i]:bounds[i+1]``
+    with sources ``sources[i]``. Segments are empty only when there is just one.
+    The column transforms run once over all rows; per chunk remain a byte transpose
+    and the compression."""
+    for i in which:
+        n = bounds[i + 1] - bounds[i]
+        if n > MAX_SAMPLES:
+            raise ValueError(f"a chunk holds at most {MAX_SAMPLES} samples, got {n}")
+        _source_names(sources[i])
+    starts = np.asarray(bounds[:-1], dtype=np.int64)
+    scales, ints = _decimal_scales(values, starts)
+    rows = np.empty(len(t_ms), dtype=_ROW)
+    rows["t"] = _zigzag_delta(t_ms, starts)
+    rows["d"] = _zigzag_delta(duration_ms, starts)
+    decimal = scales >= 0
+    if decimal.all():
+        rows["v"] = _zigzag_delta(ints, starts)
+    elif not decimal.any():
+        rows["v"] = values.view(np.uint64)
+    else:
+        per_row = np.repeat(decimal, np.diff(np.asarray(bounds)))
+        rows["v"] = np.where(per_row, _zigzag_delta(ints, starts), values.view(np.uint64))
+    rows["s"] = source_idx
+    matrix = rows.view(np.uint8).reshape(len(t_ms), _ROW_BYTES)
+    compress = _zstd()[0].compress
+    pack = _HEADER.pack
+    scale_list = scales.tolist()
+    out = []
+    for i in which:
+        lo, hi = bounds[i], bounds[i + 1]
+        names = _source_names(sources[i])
+        scale = scale_list[i]
+        mode, scale = (0, 0) if scale < 0 else (1, scale)
+        header = pack(FORMAT_VERSION, hi - lo, len(sources[i]), mode, scale, len(names))
+        out.append(header + compress(names + matrix[lo:hi].T.tobytes()))
+    return out
+
+
 def encode(chunk: ChunkData) -> bytes:
     """The compact byte form of ``chunk``, any order and any float bits preserved."""
     n = len(chunk)
-    if n > MAX_SAMPLES:
-        raise ValueError(f"a chunk holds at most {MAX_SAMPLES} samples, got {n}")
-    if len(chunk.sources) > 65_535:
-        raise ValueError("a chunk holds at most 65535 distinct sources")
-    names = b"".join(_SRC_LEN.pack(len(raw)) + raw for raw in (x.encode() for x in chunk.sources))
-    if len(names) > MAX_SOURCES_BYTES:
-        raise ValueError(f"a chunk's source names take at most {MAX_SOURCES_BYTES} bytes")
-    decimal = _decimal_scale(chunk.values)
-    mode, scale = (0, 0) if decimal is None else (1, decimal[0])
-    header = _HEADER.pack(FORMAT_VERSION, n, len(chunk.sources), mode, scale, len(names))
-    parts = [
-        names,
-        _shuffle(_zigzag_delta(chunk.t_ms)),
-        _shuffle(_zigzag_delta(chunk.duration_ms)),
-        _shuffle(chunk.values.view(np.uint64) if decimal is None else _zigzag_delta(decimal[1])),
-        _shuffle(chunk.source_idx),
-    ]
-    return header + _zstd()[0].compress(b"".join(parts))
+    bounds = [0, n]
+    return _encode_segments(
+        chunk.t_ms, chunk.duration_ms, chunk.values, chunk.source_idx, bounds, [chunk.sources], [0]
+    )[0]
+
+
+def _parse_sources(raw: bytes, n_sources: int) -> tuple[str, ...]:
+    known = _SOURCES.get(raw)
+    if known is not None and len(known) == n_sources:
+        return known
+    pos = 0
+    sources: list[str] = []
+    try:
+        for _ in range(n_sources):
+            (length,) = _SRC_LEN.unpack_from(raw, pos)
+            pos += _SRC_LEN.size
+            if pos + length > len(raw):
+                raise ValueError("chunk sources are truncated")
+            sources.append(raw[pos : pos + length].decode())
+            pos += length
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise ValueError("chunk sources are malformed") from exc
+    if pos != len(raw):
+        raise ValueError("chunk sources have the wrong length")
+    out = tuple(sources)
+    _remember(_SOURCES, raw, out, len(raw))
+    return out
 
 
 def decode(data: bytes) -> ChunkData:
@@ -249,7 +371,7 @@ def decode(data: bytes) -> ChunkData:
     _, n, n_sources, mode, scale, names_len = _HEADER.unpack_from(data)
     if n > MAX_SAMPLES or mode not in (0, 1) or scale > MAX_SCALE or names_len > MAX_SOURCES_BYTES:
         raise ValueError("chunk header is invalid")
-    size = names_len + 26 * n
+    size = names_len + _ROW_BYTES * n
     frame = data[_HEADER.size :]
     try:
         if zstandard.frame_content_size(frame) != size:
@@ -259,168 +381,36 @@ def decode(data: bytes) -> ChunkData:
         raise ValueError("chunk body does not decompress") from exc
     if len(body) != size:
         raise ValueError("chunk body has the wrong length")
-    pos = 0
-    sources: list[str] = []
-    try:
-        for _ in range(n_sources):
-            (length,) = _SRC_LEN.unpack_from(body, pos)
-            pos += _SRC_LEN.size
-            if pos + length > names_len:
-                raise ValueError("chunk sources are truncated")
-            sources.append(body[pos : pos + length].decode())
-            pos += length
-    except (struct.error, UnicodeDecodeError) as exc:
-        raise ValueError("chunk sources are malformed") from exc
-    if pos != names_len:
-        raise ValueError("chunk sources have the wrong length")
-    cols = memoryview(body)[pos:]
-    t = _un_zigzag_delta(_unshuffle(cols[: 8 * n], n, "<u8"))
-    dur = _un_zigzag_delta(_unshuffle(cols[8 * n : 16 * n], n, "<u8"))
-    raw_values = _unshuffle(cols[16 * n : 24 * n], n, "<u8")
+    sources = _parse_sources(body[:names_len], n_sources)
+    if not n:
+        return ChunkData._trusted(*_no_rows(), sources)
+    # Un-shuffle t_ms, duration_ms and values in one transpose: planes to three rows
+    # of n words, then un-zigzag and sum up the deltas of all three rows at once.
+    planes = np.frombuffer(body, dtype=np.uint8, count=24 * n, offset=names_len)
+    words = (
+        np.ascontiguousarray(planes.reshape(3, 8, n).transpose(0, 2, 1))
+        .view("<u8")
+        .reshape(3, n)
+        .astype(np.uint64, copy=False)
+    )
+    summed = np.add.accumulate(_un_zigzag(words if mode else words[:2]), axis=1)
+    t, dur = summed[0], summed[1]
     if mode == 0:
-        values = raw_values.view(np.float64)
+        values = words[2].view(np.float64)
     else:
-        ints = _un_zigzag_delta(raw_values).astype(np.float64)
-        values = ints if scale == 0 else ints / 10.0**scale
-    src = _unshuffle(cols[24 * n :], n, "<u2")
-    if n and int(src.max()) >= n_sources:
+        values = summed[2].astype(np.float64)
+        if scale:
+            values /= 10.0**scale
+    src_planes = np.frombuffer(body, dtype=np.uint8, count=2 * n, offset=names_len + 24 * n)
+    src = (
+        np.ascontiguousarray(src_planes.reshape(2, n).T)
+        .view("<u2")
+        .reshape(n)
+        .astype(np.uint16, copy=False)
+    )
+    if int(src.max()) >= n_sources:
         raise ValueError("chunk source index out of range")
-    return ChunkData(t, dur, values, src, tuple(sources))
+    return ChunkData._trusted(t, dur, values, src, sources)
 
 
 # --- canonical form and merging -----------------------------------------------------
-
-
-def normalize(chunk: ChunkData) -> ChunkData:
-    """The canonical form: sorted by (t_ms, duration_ms, source), one row per key.
-
-    Of rows with equal keys the last one wins. Sources are sorted and unused ones
-    dropped, so equal data encodes to equal bytes.
-    """
-    names = sorted({chunk.sources[i] for i in np.unique(chunk.source_idx).tolist()})
-    if tuple(names) == chunk.sources:
-        src = chunk.source_idx
-    else:
-        remap = np.zeros(max(len(chunk.sources), 1), dtype=np.uint16)
-        for old, name in enumerate(chunk.sources):
-            if name in names:
-                remap[old] = names.index(name)
-        src = remap[chunk.source_idx]
-    t, dur = chunk.t_ms, chunk.duration_ms
-    n = len(t)
-    if n > 1 and bool((t[1:] > t[:-1]).all()):
-        # Already strictly increasing in time: sorted and free of duplicate keys.
-        order: Any = slice(None)
-        keep: Any = slice(None)
-    else:
-        order = np.lexsort((src, dur, t))  # stable: equal keys keep input order
-        ts, ds, ss = t[order], dur[order], src[order]
-        keep = np.ones(n, dtype=bool)
-        if n > 1:
-            # A row is dropped when the next row has the same key: the last one wins.
-            keep[:-1] = (ts[1:] != ts[:-1]) | (ds[1:] != ds[:-1]) | (ss[1:] != ss[:-1])
-    return ChunkData(
-        t[order][keep], dur[order][keep], chunk.values[order][keep], src[order][keep], tuple(names)
-    )
-
-
-def _concat(old: ChunkData, new: ChunkData) -> ChunkData:
-    names = list(old.sources)
-    index = {name: i for i, name in enumerate(names)}
-    remap = np.empty(max(len(new.sources), 1), dtype=np.uint16)
-    for i, name in enumerate(new.sources):
-        if name not in index:
-            index[name] = len(names)
-            names.append(name)
-        remap[i] = index[name]
-    if len(names) > 65_535:
-        raise ValueError("a chunk holds at most 65535 distinct sources")
-    return ChunkData(
-        np.concatenate([old.t_ms, new.t_ms]),
-        np.concatenate([old.duration_ms, new.duration_ms]),
-        np.concatenate([old.values, new.values]),
-        np.concatenate([old.source_idx, remap[new.source_idx]]),
-        tuple(names),
-    )
-
-
-def merge_counting(old: ChunkData, new: ChunkData) -> tuple[ChunkData, int]:
-    """:func:`merge`, plus how many rows of ``new`` were absent from ``old`` or changed it."""
-    new = normalize(new)
-    if not len(old):
-        return new, len(new)
-    merged = normalize(_concat(old, new))
-    if len(merged) == len(old) and merged == normalize(old):
-        return merged, 0
-    # Rows of ``new`` that were not already present, bit for bit, in ``old``.
-    probe = _concat(normalize(old), new)
-    bits_all = probe.values.view(np.uint64)
-    order = np.lexsort((bits_all, probe.source_idx, probe.duration_ms, probe.t_ms))
-    keys = (probe.t_ms[order], probe.duration_ms[order], probe.source_idx[order])
-    bits = bits_all[order]
-    same_as_prev = np.zeros(len(order), dtype=bool)
-    if len(order) > 1:
-        same_as_prev[1:] = (
-            (keys[0][1:] == keys[0][:-1])
-            & (keys[1][1:] == keys[1][:-1])
-            & (keys[2][1:] == keys[2][:-1])
-            & (bits[1:] == bits[:-1])
-        )
-    return merged, int(len(new) - np.count_nonzero(same_as_prev))
-
-
-def merge(old: ChunkData, new: ChunkData) -> ChunkData:
-    """The union of both, canonical; where a (t_ms, duration_ms, source) is in both,
-    the value of ``new`` wins. Re-importing the same samples changes nothing."""
-    return merge_counting(old, new)[0]
-
-
-# --- day statistics -----------------------------------------------------------------
-
-_STATS = struct.Struct("<BQdddqq")
-_STATS_VERSION: Final = 1
-
-
-@dataclass(frozen=True, slots=True)
-class DayStats:
-    """The aggregates of one chunk that trends read without decoding samples."""
-
-    n: int
-    sum: float
-    min: float
-    max: float
-    first_ms: int
-    last_ms: int
-
-    @property
-    def mean(self) -> float:
-        return self.sum / self.n if self.n else float("nan")
-
-    def pack(self) -> bytes:
-        return _STATS.pack(
-            _STATS_VERSION, self.n, self.sum, self.min, self.max, self.first_ms, self.last_ms
-        )
-
-    @classmethod
-    def unpack(cls, data: bytes) -> DayStats:
-        if len(data) != _STATS.size or data[0] != _STATS_VERSION:
-            raise ValueError("malformed day statistics")
-        _, n, total, lo, hi, first, last = _STATS.unpack(data)
-        return cls(n, total, lo, hi, first, last)
-
-
-def stats_of(chunk: ChunkData) -> DayStats:
-    """Count, sum, min, max and first/last start time; NaN min/max for an empty chunk."""
-    if not len(chunk):
-        return DayStats(0, 0.0, float("nan"), float("nan"), 0, 0)
-    v = chunk.values
-    with np.errstate(over="ignore"):  # finite values near 1e308 may sum to inf; so be it
-        total = float(v.sum())
-    return DayStats(
-        len(chunk),
-        total,
-        float(v.min()),
-        float(v.max()),
-        int(chunk.t_ms.min()),
-        int(chunk.t_ms.max()),
-    )

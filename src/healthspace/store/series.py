@@ -29,13 +29,11 @@ from healthspace.errors import StoreError
 from healthspace.model import Sample, SampleBatch
 from healthspace.store._chunk import (
     ChunkData,
-    DayStats,
     decode,
     empty,
-    encode,
-    merge_counting,
-    stats_of,
 )
+from healthspace.store._chunk_days import DayChunks, encode_days, merge_days
+from healthspace.store._chunk_stats import DayStats, stats_days
 from healthspace.store.session import SpaceSession
 from healthspace.store.tables import series_chunks as sc
 
@@ -48,6 +46,8 @@ _EPOCH: Final = date(1970, 1, 1)
 # Above this many days, look existing chunks up by range instead of an IN list,
 # so one query per metric stays under every driver's bind-parameter limit.
 _MAX_IN_DAYS: Final = 900
+# finalize_job merges this many days of one metric at a time (bounds its memory).
+_FINALIZE_DAYS: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,18 +167,27 @@ class SeriesRepository:
             # It authenticated, so this is a format this code does not know, not tampering.
             raise StoreError(f"a series chunk could not be decoded: {exc}") from None
 
-    def _sealed(self, metric_index: bytes, day: int, chunk: ChunkData) -> dict[str, Any]:
-        """The stored columns of a chunk: encrypted payload and stats, plaintext sizes."""
-        row_id = _row_id(metric_index, day)
-        stats = stats_of(chunk)
+    def _sealed(self, metric_index: bytes, merged: DayChunks) -> list[tuple[int, dict[str, Any]]]:
+        """(day, stored columns) of each merged day that changed: encrypted payload and
+        stats, plaintext sizes. Encoding and statistics run over all days at once."""
+        which = np.flatnonzero(merged.changed).tolist()
+        days = merged.days.tolist()
         enc = self.session.encrypt
-        return {
-            "n": stats.n,
-            "first_ms": stats.first_ms,
-            "last_ms": stats.last_ms,
-            "stats": enc(stats.pack(), table=TABLE, row_id=row_id, column="stats"),
-            "payload": enc(encode(chunk), table=TABLE, row_id=row_id, column="payload"),
-        }
+        prefix = _row_id(metric_index, 0)[:-1]  # "<index hex>:"
+        out = []
+        for i, payload, stats in zip(
+            which, encode_days(merged, which), stats_days(merged, which), strict=True
+        ):
+            row_id = f"{prefix}{days[i]}"
+            row = {
+                "n": stats.n,
+                "first_ms": stats.first_ms,
+                "last_ms": stats.last_ms,
+                "stats": enc(stats.pack(), table=TABLE, row_id=row_id, column="stats"),
+                "payload": enc(payload, table=TABLE, row_id=row_id, column="payload"),
+            }
+            out.append((days[i], row))
+        return out
 
     def _update_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -235,39 +244,33 @@ class SeriesRepository:
     def _write_metric(self, conn: Connection, metric: str, chunk: ChunkData, job_key: str) -> int:
         s = self.session
         index = self._metric_index(metric)
-        # Sort by time once for the whole batch (a no-op check when already sorted),
-        # then each day is one contiguous slice: no per-sample Python work.
-        t = chunk.t_ms
-        if not bool((t[1:] >= t[:-1]).all()):
-            chunk = chunk.take(np.argsort(t, kind="stable"))
+        # Every day is merged at once (merge_days): a day with no stored chunk costs
+        # no more than its share of one sort of the batch.
         days = chunk.t_ms // DAY_MS
-        cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
-        starts = np.concatenate(([0], cuts)).tolist()
-        ends = np.concatenate((cuts, [len(days)])).tolist()
-        day_list = days[starts].tolist() if len(days) else []
+        if bool((days[1:] >= days[:-1]).all()):
+            day_list = days[np.concatenate(([0], np.flatnonzero(days[1:] != days[:-1]) + 1))]
+        else:
+            day_list = np.unique(days)
+        wanted = day_list.tolist()
 
         query = sa.select(sc.c.day, sc.c.payload).where(*self._scope(index, job_key))
-        if len(day_list) <= _MAX_IN_DAYS:
-            query = query.where(sc.c.day.in_(day_list))
+        if len(wanted) <= _MAX_IN_DAYS:
+            query = query.where(sc.c.day.in_(wanted))
         else:
-            query = query.where(sc.c.day.between(day_list[0], day_list[-1]))
-        existing = {int(r.day): r.payload for r in conn.execute(query.with_for_update())}
+            query = query.where(sc.c.day.between(wanted[0], wanted[-1]))
+        stored = {int(r.day): r.payload for r in conn.execute(query.with_for_update())}
+        # A range lookup also finds days the batch does not touch: leave those alone.
+        old = [
+            (day, self._load(stored[day], _row_id(index, day))) for day in wanted if day in stored
+        ]
+        merged = merge_days(old, chunk, days)
 
         now = datetime.now(UTC)
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
-        changed = 0
-        for day, lo, hi in zip(day_list, starts, ends, strict=True):
-            piece = chunk.take(slice(lo, hi))
-            stored = existing.get(day)
-            old = empty() if stored is None else self._load(stored, _row_id(index, day))
-            merged, n_changed = merge_counting(old, piece)
-            if not n_changed:
-                continue
-            changed += n_changed
-            row = self._sealed(index, day, merged)
+        for day, row in self._sealed(index, merged):
             row["updated_at"] = now
-            if stored is None:
+            if day not in stored:
                 row.update(
                     user_id=s.user_id,
                     space=s.space.value,
@@ -288,7 +291,7 @@ class SeriesRepository:
         if inserts:
             conn.execute(sc.insert(), inserts)
         self._update_rows(conn, updates)
-        return changed
+        return int(merged.changed.sum())
 
     # -- import jobs --------------------------------------------------------------------
 
@@ -321,18 +324,21 @@ class SeriesRepository:
         now = datetime.now(UTC)
         updates: list[dict[str, Any]] = []
         added = 0
+        by_metric: dict[bytes, list[tuple[int, Any]]] = {}
         for r in pairs:
-            index, day = bytes(r.metric_index), int(r.day)
-            row_id = _row_id(index, day)
-            merged, n_changed = merge_counting(
-                self._load(r.visible, row_id), self._load(r.payload, row_id)
-            )
-            added += n_changed
-            if n_changed:
-                row = self._sealed(index, day, merged)
-                row.update(k_user=s.user_id, k_space=s.space.value, k_metric=index, k_day=day)
-                row.update(k_job="", updated_at=now)
-                updates.append(row)
+            by_metric.setdefault(bytes(r.metric_index), []).append((int(r.day), r))
+        for index, rows in by_metric.items():
+            rows.sort(key=lambda dr: dr[0])  # days in order: the merge then sorts nothing
+            for lo in range(0, len(rows), _FINALIZE_DAYS):
+                part = rows[lo : lo + _FINALIZE_DAYS]
+                visible = [(d, self._load(r.visible, _row_id(index, d))) for d, r in part]
+                pending = [(d, self._load(r.payload, _row_id(index, d))) for d, r in part]
+                merged = merge_days(visible, pending)
+                added += int(merged.changed.sum())
+                for day, row in self._sealed(index, merged):
+                    row.update(k_user=s.user_id, k_space=s.space.value, k_metric=index, k_day=day)
+                    row.update(k_job="", updated_at=now)
+                    updates.append(row)
         self._update_rows(conn, updates)
         if pairs:
             conn.execute(

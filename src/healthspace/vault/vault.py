@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from healthspace.errors import IntegrityError, KeyNotFoundError
-from healthspace.vault._envelope import DataCipher, Place, envelope_version
+from healthspace.vault._envelope import DataCipher, envelope_version, place_aad, place_prefix
 from healthspace.vault.blind import BlindIndexer
 from healthspace.vault.keys import RootKeySource, generate_key
 
@@ -42,7 +42,7 @@ class SpaceKeys:
     objects so that a locked session cannot decrypt any more.
     """
 
-    __slots__ = ("_ciphers", "_current", "_indexer", "space", "user_id")
+    __slots__ = ("_ciphers", "_current", "_indexer", "_prefixes", "space", "user_id")
 
     def __init__(
         self, user_id: str, space: str, keys: dict[int, bytes], index_version: int
@@ -56,6 +56,8 @@ class SpaceKeys:
         # The index key stays tied to the first data key so blind indexes survive
         # a data-key rotation.
         self._indexer: BlindIndexer | None = BlindIndexer(keys[index_version])
+        # The associated data's (user, space, table) part, built once per table.
+        self._prefixes: dict[str, bytes] = {}
 
     def __repr__(self) -> str:
         state = "open" if self._current is not None else "forgotten"
@@ -66,7 +68,11 @@ class SpaceKeys:
         return self._current is not None
 
     def _place(self, table: str, row_id: str, column: str) -> bytes:
-        return Place(self.user_id, self.space, table, row_id, column).encode()
+        """``Place(user_id, space, table, row_id, column).encode()``, the same bytes."""
+        prefix = self._prefixes.get(table)
+        if prefix is None:
+            prefix = self._prefixes[table] = place_prefix(self.user_id, self.space, table)
+        return place_aad(prefix, row_id, column)
 
     def encrypt(self, plaintext: bytes, *, table: str, row_id: str, column: str) -> bytes:
         if self._current is None:
