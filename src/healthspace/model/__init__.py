@@ -109,6 +109,7 @@ from healthspace.model.report import (
 )
 from healthspace.model.sample import (
     METRICS,
+    OVERLAP_SUFFIX,
     SLEEP_STAGE_VALUES,
     Aggregation,
     MetricInfo,
@@ -146,6 +147,7 @@ __all__ = [
     "METRICS",
     "NDC",
     "OID_SYSTEMS",
+    "OVERLAP_SUFFIX",
     "RECORD_CLASSES",
     "RECORD_KINDS",
     "RXNORM",

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 __all__ = [
     "METRICS",
+    "OVERLAP_SUFFIX",
     "SLEEP_STAGE_VALUES",
     "Aggregation",
     "MetricInfo",
@@ -88,12 +89,20 @@ class Sample:
 Int64Array = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]
 
+# Where the store puts what a ranked source lost to better ones: "steps.overlap".
+OVERLAP_SUFFIX = ".overlap"
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class SampleBatch:
     """Many readings of one metric from one source, as parallel columns.
 
     Arrays are converted to int64 / float64 on construction; treat them as read-only.
+
+    ``rank`` marks a cumulative metric recorded by several sources of one import
+    (steps from a watch and a phone): when the import completes, each sample counts
+    only what better-ranked sources (lower rank, then name) did not record, and the
+    rest goes to ``metric + OVERLAP_SUFFIX`` (rule: store/_priority.py).
     """
 
     metric: str
@@ -102,6 +111,7 @@ class SampleBatch:
     duration_ms: Int64Array
     values: Float64Array
     source: str = ""
+    rank: int | None = None
 
     def __post_init__(self) -> None:
         # Frozen: coerce dtypes through object.__setattr__ (no copy when already right).

@@ -1,5 +1,5 @@
 """Scanned blocks in, model items out: samples by plan, records from elements, and what
-comes at the end (source-priority totals, nights of sleep, ECGs, clinical records).
+comes at the end (nights of sleep, ECGs, clinical records).
 
 Everything here is deterministic in the input, block by block: the store resumes an
 interrupted import by skipping the items it already holds, so the same file must
@@ -30,7 +30,7 @@ from healthspace.sources._apple_observations import (
 from healthspace.sources._apple_records import moment, patient, sleep_session, workout
 from healthspace.sources._apple_route import RouteSummary, summarize_route
 from healthspace.sources._apple_scan import BlockScan, Key
-from healthspace.sources._apple_series import Deduper, SeriesSink, sleep_nights
+from healthspace.sources._apple_series import SeriesSink, sleep_nights
 from healthspace.sources._apple_xml import Elem
 from healthspace.sources.base import ImportContext, InputFile, Item
 
@@ -53,7 +53,6 @@ class Builder:
         self.container = container
         self.horizon_ms = horizon_ms
         self.sink = SeriesSink()
-        self.dedup = Deduper()
         self.sleep: dict[tuple[str, str], _SleepColumns] = {}
         self.sleep_device: dict[str, str] = {}
         self.problems: dict[tuple[str, str], list[Any]] = {}
@@ -133,7 +132,7 @@ class Builder:
                     self.sleep_device.setdefault(source, key[2])
                 yield from self.sink.add(plan.metric, plan.unit, source, t, d, v)
             elif plan.cumulative:
-                self.dedup.add(plan.metric, plan.unit, source, klass, t, d, v)
+                yield from self.sink.add(plan.metric, plan.unit, source, t, d, v, rank=klass)
             else:
                 yield from self.sink.add(plan.metric, plan.unit, source, t, d, v)
 
@@ -208,7 +207,6 @@ class Builder:
 
     def finish(self) -> Iterator[Item]:
         yield from self.sink.drain()
-        yield from self.dedup.batches()
         for n, night in enumerate(sleep_nights(self.sleep, _stage), start=1):
             device = self.sleep_device.get(night.source, "")
             if device and not night.device:

@@ -1,19 +1,9 @@
-"""Samples on their way out: big batches per (metric, source), the source-priority
-rule for cumulative metrics, and nights of sleep.
+"""Samples on their way out: big batches per (metric, source), and nights of sleep.
 
-Source priority (docs/sources/apple_health.md): for a cumulative metric (steps,
-distance, energy, ...) every source is ranked Apple Watch > iPhone > anything else,
-then by name. A sample keeps the part of its time span that no higher-ranked source
-covers, and its value in proportion: a phone sample fully covered by watch samples
-counts 0, one half covered counts half. Instants (no duration) count only outside
-every higher-ranked span. That is what Apple's Health app does with overlapping
-sources.
-
-Every sample is written to the metric with its counted value (0 when fully covered,
-so a re-import over older data overwrites what an earlier import counted), and the
-part it lost, ``value - counted``, to ``<metric>.overlap`` under the same time and
-source. Daily totals of the metric are de-duplicated; metric + overlap, sample by
-sample, is exactly what each source recorded.
+Cumulative metrics (steps, distance, energy, ...) leave with their source's rank
+(Apple Watch > iPhone > anything else, see docs/sources/apple_health.md); the store
+applies the source-priority rule to them, day by day, when the import completes
+(store/_priority.py), so they are never all held here.
 """
 
 from __future__ import annotations
@@ -27,18 +17,18 @@ import numpy.typing as npt
 
 from healthspace.model import SampleBatch
 
-__all__ = ["OVERLAP", "Deduper", "SeriesSink", "SleepNight", "sleep_nights"]
+__all__ = ["SeriesSink", "SleepNight", "sleep_nights"]
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
 BATCH = 100_000
-OVERLAP = ".overlap"
 
 
 @dataclass
 class _Buffer:
     unit: str
+    rank: int | None = None
     t: list[I64] = field(default_factory=list)
     d: list[I64] = field(default_factory=list)
     v: list[F64] = field(default_factory=list)
@@ -64,120 +54,38 @@ class SeriesSink:
         self._buffers: dict[tuple[str, str], _Buffer] = {}
 
     def add(
-        self, metric: str, unit: str, source: str, t: I64, d: I64, v: F64
+        self,
+        metric: str,
+        unit: str,
+        source: str,
+        t: I64,
+        d: I64,
+        v: F64,
+        rank: int | None = None,
     ) -> Iterator[SampleBatch]:
+        """Buffer samples; ``rank``: the source's priority class for a cumulative metric."""
         if not len(t):
             return
         key = (metric, source)
         buffer = self._buffers.get(key)
         if buffer is None:
-            buffer = self._buffers[key] = _Buffer(unit)
+            buffer = self._buffers[key] = _Buffer(unit, rank)
+        elif rank is not None:
+            # One source may write through several devices: it ranks as its best.
+            buffer.rank = rank if buffer.rank is None else min(buffer.rank, rank)
         buffer.add(t, d, v)
         if buffer.n >= self.batch:
-            yield SampleBatch(metric, unit, *buffer.take(), source=source)
+            yield self._batch(metric, source, buffer)
+
+    @staticmethod
+    def _batch(metric: str, source: str, buffer: _Buffer) -> SampleBatch:
+        return SampleBatch(metric, buffer.unit, *buffer.take(), source=source, rank=buffer.rank)
 
     def drain(self) -> Iterator[SampleBatch]:
         """What is left, in (metric, source) order so the same input yields the same items."""
         for (metric, source), buffer in sorted(self._buffers.items()):
             if buffer.n:
-                yield SampleBatch(metric, buffer.unit, *buffer.take(), source=source)
-
-
-def _union(starts: I64, ends: I64) -> tuple[I64, I64]:
-    """Disjoint sorted intervals covering the same points as [starts, ends)."""
-    keep = ends > starts
-    s, e = starts[keep], ends[keep]
-    if not len(s):
-        return s, e
-    order = np.argsort(s, kind="stable")
-    s, e = s[order], e[order]
-    reach = np.maximum.accumulate(e)
-    new = np.ones(len(s), dtype=bool)
-    new[1:] = s[1:] > reach[:-1]
-    last = np.ones(len(s), dtype=bool)
-    last[:-1] = new[1:]
-    return s[new], reach[last]
-
-
-def _covered(us: I64, ue: I64, a: I64, b: I64) -> I64:
-    """How much of each [a, b) the disjoint sorted intervals [us, ue) cover."""
-    if not len(us):
-        return np.zeros(len(a), dtype=np.int64)
-    lengths = np.concatenate(([0], np.cumsum(ue - us)))
-
-    def before(x: I64) -> I64:
-        # Measure of the union left of x: whole intervals, minus what the last pokes past x.
-        k = np.searchsorted(us, x, side="left")
-        over = np.where(k > 0, np.maximum(0, ue[np.maximum(k - 1, 0)] - x), 0)
-        result: I64 = lengths[k] - over
-        return result
-
-    return before(b) - before(a)
-
-
-def _inside(us: I64, ue: I64, x: I64) -> npt.NDArray[np.bool_]:
-    if not len(us):
-        return np.zeros(len(x), dtype=bool)
-    k = np.searchsorted(us, x, side="right")
-    inside: npt.NDArray[np.bool_] = (k > 0) & (x < ue[np.maximum(k - 1, 0)])
-    return inside
-
-
-@dataclass
-class _Metric:
-    unit: str
-    sources: dict[str, _Buffer] = field(default_factory=dict)
-    rank: dict[str, int] = field(default_factory=dict)  # priority class per source
-
-
-class Deduper:
-    """Holds the samples of cumulative metrics until the end, then applies the rule.
-
-    The only samples held for the whole import: 24 bytes each, cumulative types only.
-    """
-
-    def __init__(self) -> None:
-        self._metrics: dict[str, _Metric] = {}
-
-    def add(self, metric: str, unit: str, source: str, klass: int, t: I64, d: I64, v: F64) -> None:
-        if not len(t):
-            return
-        entry = self._metrics.setdefault(metric, _Metric(unit))
-        entry.sources.setdefault(source, _Buffer(unit)).add(t, d, v)
-        entry.rank[source] = min(klass, entry.rank.get(source, klass))
-
-    def batches(self) -> Iterator[SampleBatch]:
-        for metric in sorted(self._metrics):
-            yield from self._apply(metric, self._metrics[metric])
-        self._metrics.clear()
-
-    @staticmethod
-    def _apply(metric: str, entry: _Metric) -> Iterator[SampleBatch]:
-        ordered = sorted(entry.sources, key=lambda name: (entry.rank[name], name))
-        us = np.zeros(0, dtype=np.int64)
-        ue = np.zeros(0, dtype=np.int64)
-        for source in ordered:
-            t, d, v = entry.sources[source].take()
-            end = t + d
-            has_span = d > 0
-            share = np.ones(len(t), dtype=np.float64)
-            if len(us):
-                covered = _covered(us, ue, t[has_span], end[has_span])
-                share[has_span] = (d[has_span] - covered) / d[has_span]
-                share[~has_span] = np.where(_inside(us, ue, t[~has_span]), 0.0, 1.0)
-            counted = v * share
-            yield SampleBatch(metric, entry.unit, t, d, counted, source=source)
-            lost = (share < 1.0) & (v != 0)
-            if bool(lost.any()):
-                yield SampleBatch(
-                    metric + OVERLAP,
-                    entry.unit,
-                    t[lost],
-                    d[lost],
-                    v[lost] - counted[lost],
-                    source=source,
-                )
-            us, ue = _union(np.concatenate((us, t)), np.concatenate((ue, end)))
+                yield self._batch(metric, source, buffer)
 
 
 @dataclass(frozen=True)

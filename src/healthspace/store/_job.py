@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from healthspace.errors import IngestError
 from healthspace.model import AnyRecord, Sample, SampleBatch, record_to_json
 from healthspace.model.item import Attached
+from healthspace.store._priority import resolve_job
 from healthspace.store.records import code_index, delete_job_rows
 from healthspace.store.series import SeriesRepository
 from healthspace.store.session import SpaceSession
@@ -134,6 +135,8 @@ class _Job:
         self.row_exists = False
         self.cursor = 0
         self.updates: dict[str, _Update] = {}
+        # Cumulative metrics whose sources are ranked: metric -> source -> best rank.
+        self.ranks: dict[str, dict[str, int]] = {}
 
     # -- resume -----------------------------------------------------------------
 
@@ -170,6 +173,12 @@ class _Job:
                 s.audit(conn, "import.resume", target=f"job:{row.job_id} at={self.cursor}")
 
     # -- writing ------------------------------------------------------------------
+
+    def note_rank(self, batch: SampleBatch) -> None:
+        """Remember a ranked batch's source, also for batches a resumed run skips."""
+        assert batch.rank is not None
+        sources = self.ranks.setdefault(batch.metric, {})
+        sources[batch.source] = min(batch.rank, sources.get(batch.source, batch.rank))
 
     def _job_values(self, status: str) -> dict[str, object]:
         self.result.imported = dict(self.counts)
@@ -447,6 +456,8 @@ class _Job:
         self.result.updated = len(self.updates)
         # Samples count what became new or changed in the visible data, so a
         # re-import reports 0 however many it re-read.
+        for metric, ranks in sorted(self.ranks.items()):
+            resolve_job(self.series, conn, self.result.job_id, metric, ranks)
         self.result.samples = self.series.finalize_job(conn, self.result.job_id)
         # Nothing new to look at (a re-import of something already confirmed):
         # don't leave an empty job waiting in the review list.

@@ -57,6 +57,8 @@ def ingest(
     try:
         for item in items:
             done += 1
+            if isinstance(item, SampleBatch) and item.rank is not None:
+                job.note_rank(item)
             if done <= job.cursor:
                 # Already committed by the interrupted run; only its pending
                 # updates need re-deriving.
