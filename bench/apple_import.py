@@ -1,6 +1,7 @@
 """Benchmark: importing an Apple Health export, side by side with its peers.
 
     python bench/apple_import.py [--records 1500000] [--out-dir DIR] [--no-peer]
+                                 [--scales 0.5,2]
 
 Generates the export once with shared/bench/gen_apple_export.py (cached in DIR), then
 runs, each in its own subprocess:
@@ -16,7 +17,9 @@ For each it prints wall time, the largest process's peak RSS (getrusage of the
 children) and the peak PSS of the whole process tree (sampled from /proc, so worker
 processes count), then the ratios and PASS/FAIL against the goals: healthspace no
 slower than the bare count (ratio <= 1.0), at least 10x faster than healthkit-to-sqlite,
-and memory within a fixed budget (flat: it does not grow with the export's size).
+and peak memory under 200 MB. The import is then repeated on exports of ``--scales``
+times the size (half and double by default) to show that memory does not grow with the
+input: every size within the budget, and the largest peak within 15% of the smallest.
 
 The lxml count and the healthspace import run ``--repeat`` times, alternating, and the
 best wall time of each counts (on a shared machine the others' load is noise); the
@@ -39,7 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 GENERATOR = ROOT.parent / "shared" / "bench" / "gen_apple_export.py"
 PEER = "healthkit-to-sqlite==1.0.1"
-MEMORY_BUDGET_MB = 512.0
+MEMORY_BUDGET_MB = 200.0
+FLAT_TOLERANCE = 1.15  # largest / smallest peak across sizes
 
 LXML_COUNT = """
 import sys
@@ -201,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-peer", action="store_true", help="skip healthkit-to-sqlite")
     ap.add_argument("--repeat", type=int, default=3, help="best of N for lxml and healthspace")
+    ap.add_argument(
+        "--scales",
+        default="0.5,2",
+        help="also import exports this many times the size, for memory (empty: skip)",
+    )
     args = ap.parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     target = generate(args.records, args.out_dir)
@@ -277,6 +286,31 @@ def main(argv: list[str] | None = None) -> int:
             ours.ok and ours.tree_pss_mb <= MEMORY_BUDGET_MB,
         )
     )
+    scales = [float(x) for x in args.scales.split(",") if x.strip()] if args.scales else []
+    if scales and ours.ok:
+        peaks = {args.records: ours}
+        for scale in scales:
+            size = round(args.records * scale)
+            scaled = generate(size, args.out_dir)
+            with tempfile.TemporaryDirectory(dir=args.out_dir) as scratch:
+                run, _ = healthspace_run(scaled / "export.zip", Path(scratch))
+            peaks[size] = run
+        print("\nmemory by export size (healthspace import):")
+        for size, run in sorted(peaks.items()):
+            print(
+                f"  {size:>10,} records  wall {run.wall:6.2f} s  tree PSS {run.tree_pss_mb:5.0f} MB"
+                f"  largest process {run.max_rss_mb:5.0f} MB{'' if run.ok else '  FAILED'}"
+            )
+        pss = [r.tree_pss_mb for r in peaks.values()]
+        spread = max(pss) / min(pss) if min(pss) else float("inf")
+        print(f"  largest / smallest peak: {spread:.2f} (flat if <= {FLAT_TOLERANCE})")
+        goals.append(
+            (
+                f"memory flat across {len(peaks)} sizes, all within {MEMORY_BUDGET_MB:.0f} MB",
+                all(r.ok and r.tree_pss_mb <= MEMORY_BUDGET_MB for r in peaks.values())
+                and spread <= FLAT_TOLERANCE,
+            )
+        )
     print()
     for goal, passed in goals:
         print(f"{'SKIP' if passed is None else 'PASS' if passed else 'FAIL'}  {goal}")

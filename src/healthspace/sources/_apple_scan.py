@@ -24,7 +24,13 @@ import numpy.typing as npt
 
 from healthspace.sources._apple_dates import instant, instants, time_of_day_ms
 from healthspace.sources._apple_metrics import CATEGORY_CODES, HRV_BEATS_TYPE
-from healthspace.sources._apple_xml import Elem, read_elements, unescape
+from healthspace.sources._apple_xml import (
+    Elem,
+    read_elements,
+    segments,
+    special_span,
+    unescape,
+)
 
 __all__ = ["NATIVE", "BlockScan", "Key", "scan_block", "scan_block_python"]
 
@@ -44,8 +50,6 @@ _FAST = re.compile(
     rb'(?:\s+device="([^"]*)")?(?:\s+unit="([^"]*)")?(?:\s+creationDate="[^"]*")?'
     rb'\s+startDate="([^"]*)"\s+endDate="([^"]*)"(?:\s+value="([^"]*)")?\s*/?>'
 )
-_SPECIAL = re.compile(rb"<(?!Record[\s/>]|/Record\s*>|MetadataEntry[\s/>])")
-_TAG_NAME = re.compile(rb"<(/?)([A-Za-z_][^\s/>]*)")
 _DEVICE_NAME = re.compile(r"name:([^,>]*)")
 _CATEGORY: Final = b"HKCategoryTypeIdentifier"
 
@@ -311,61 +315,6 @@ def _record_element(elem: Elem, ordinal: int, rows: _Rows) -> None:
         rows.parsed.append((key, moment, anchor[1], bpm, ordinal))
 
 
-def _enclosing_record(data: bytes, lo: int, at: int) -> tuple[int, int] | None:
-    """The span of the ``<Record>`` element that position ``at`` lies inside, if any."""
-    start = data.rfind(b"<Record", lo, at)
-    if start == -1:
-        return None
-    head_end = data.find(b">", start, at)
-    if head_end != -1 and (data[head_end - 1 : head_end] == b"/" or b"</Record" in data[start:at]):
-        return None  # that record was closed before ``at``
-    close = data.find(b"</Record>", at)
-    return (start, len(data)) if close == -1 else (start, close + len(b"</Record>"))
-
-
-def _element_end(data: bytes, at: int, tag: bytes) -> int:
-    """Where the element starting at ``at`` ends (past its end tag); the block end if never."""
-    head_end = data.find(b">", at)
-    if head_end == -1:
-        return len(data)
-    if data[head_end - 1 : head_end] == b"/":
-        return head_end + 1
-    close = data.find(b"</" + tag + b">", head_end)
-    return len(data) if close == -1 else close + len(tag) + 3
-
-
-def _special_span(data: bytes, at: int) -> tuple[int, int]:
-    """The piece starting with the ``<`` at ``at``: an element, comment or PI."""
-    if data.startswith(b"<!--", at):
-        close = data.find(b"-->", at)
-        return at, len(data) if close == -1 else close + 3
-    if data.startswith(b"<?", at):
-        close = data.find(b"?>", at)
-        return at, len(data) if close == -1 else close + 2
-    name = _TAG_NAME.match(data, at)
-    if name is None or name.group(1):
-        return at, at + 1
-    return at, _element_end(data, at, name.group(2))
-
-
-def _segments(data: bytes) -> list[tuple[bool, int, int]]:
-    """(plain run of Records?, start, end) pieces of a block, in order."""
-    out: list[tuple[bool, int, int]] = []
-    pos = 0
-    for match in _SPECIAL.finditer(data):
-        at = match.start()
-        if at < pos:
-            continue
-        span = _enclosing_record(data, pos, at) or _special_span(data, at)
-        if span[0] > pos:
-            out.append((True, pos, span[0]))
-        out.append((False, span[0], span[1]))
-        pos = span[1]
-    if pos < len(data):
-        out.append((True, pos, len(data)))
-    return out
-
-
 def scan_block(data: bytes) -> BlockScan:
     """Scan one block of whole top-level elements (see the module docstring)."""
     return _without_gc(_scan_native if _native_scan is not None else _scan_python, data)
@@ -426,15 +375,14 @@ def _scan_native(data: bytes) -> BlockScan:
         ordinal += count
         if stop >= len(data):
             return _finish(scan, rows, ordinal)
-        lo, pos = _special_span(data, stop)
+        lo, pos = special_span(data, stop)
         ordinal = _read_piece(data, lo, pos, ordinal, rows, scan)
 
 
 def _scan_python(data: bytes) -> BlockScan:
     scan = BlockScan()
     rows = _Rows()
-    plain = _SPECIAL.search(data) is None
-    pieces = [(True, 0, len(data))] if plain else _segments(data)
+    pieces = segments(data)
     ordinal = 0
     for fast, lo, hi in pieces:
         if fast:

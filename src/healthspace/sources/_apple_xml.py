@@ -25,6 +25,8 @@ __all__ = [
     "cut_point",
     "read_elements",
     "read_prolog",
+    "segments",
+    "special_span",
     "unescape",
 ]
 
@@ -233,3 +235,66 @@ def cut_point(buf: bytes, end: int) -> int:
     if open_corr != -1 and buf.find(b"</Correlation>", open_corr, last) == -1:
         return open_corr if open_corr > 0 else -1
     return last
+
+
+# -- pieces of a block: runs of plain Records, and everything else -------------------------
+
+_SPECIAL = re.compile(rb"<(?!Record[\s/>]|/Record\s*>|MetadataEntry[\s/>])")
+_TAG_NAME = re.compile(rb"<(/?)([A-Za-z_][^\s/>]*)")
+
+
+def _enclosing_record(data: bytes, lo: int, at: int) -> tuple[int, int] | None:
+    """The span of the ``<Record>`` element that position ``at`` lies inside, if any."""
+    start = data.rfind(b"<Record", lo, at)
+    if start == -1:
+        return None
+    head_end = data.find(b">", start, at)
+    if head_end != -1 and (data[head_end - 1 : head_end] == b"/" or b"</Record" in data[start:at]):
+        return None  # that record was closed before ``at``
+    close = data.find(b"</Record>", at)
+    return (start, len(data)) if close == -1 else (start, close + len(b"</Record>"))
+
+
+def _element_end(data: bytes, at: int, tag: bytes) -> int:
+    """Where the element starting at ``at`` ends (past its end tag); the block end if never."""
+    head_end = data.find(b">", at)
+    if head_end == -1:
+        return len(data)
+    if data[head_end - 1 : head_end] == b"/":
+        return head_end + 1
+    close = data.find(b"</" + tag + b">", head_end)
+    return len(data) if close == -1 else close + len(tag) + 3
+
+
+def special_span(data: bytes, at: int) -> tuple[int, int]:
+    """The piece starting with the ``<`` at ``at``: an element, comment or PI."""
+    if data.startswith(b"<!--", at):
+        close = data.find(b"-->", at)
+        return at, len(data) if close == -1 else close + 3
+    if data.startswith(b"<?", at):
+        close = data.find(b"?>", at)
+        return at, len(data) if close == -1 else close + 2
+    name = _TAG_NAME.match(data, at)
+    if name is None or name.group(1):
+        return at, at + 1
+    return at, _element_end(data, at, name.group(2))
+
+
+def segments(data: bytes) -> list[tuple[bool, int, int]]:
+    """(plain run of Records?, start, end) pieces of a block, in order."""
+    if _SPECIAL.search(data) is None:
+        return [(True, 0, len(data))]
+    out: list[tuple[bool, int, int]] = []
+    pos = 0
+    for match in _SPECIAL.finditer(data):
+        at = match.start()
+        if at < pos:
+            continue
+        span = _enclosing_record(data, pos, at) or special_span(data, at)
+        if span[0] > pos:
+            out.append((True, pos, span[0]))
+        out.append((False, span[0], span[1]))
+        pos = span[1]
+    if pos < len(data):
+        out.append((True, pos, len(data)))
+    return out
