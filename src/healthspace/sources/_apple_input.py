@@ -44,11 +44,11 @@ __all__ = [
     "zip_claims",
 ]
 
-BLOCK: Final = 4 << 20
+BLOCK: Final = 1 << 20  # small blocks keep the heap small: 4 MB ones cost ~40 MB more RSS
 PARALLEL_MIN: Final = 16 << 20  # smaller bodies are scanned in-process
 WORKERS: Final = 2
 _OUTSTANDING: Final = 16  # blocks read but not yet handed back: ~70 MB at worst
-_OUTSTANDING_THREADS: Final = 6  # threads need no slack for pickling: ~25 MB at worst
+_OUTSTANDING_THREADS: Final = 4  # blocks in flight with threads: ~5 MB
 _FOLDER: Final = "apple_health_export"
 _ROOT_TAG = re.compile(rb"<HealthData[\s>]")
 _CONTENT = re.compile(rb"\S")

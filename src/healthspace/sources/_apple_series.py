@@ -22,7 +22,7 @@ __all__ = ["SeriesSink", "SleepNight", "sleep_nights"]
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
-BATCH = 100_000
+BATCH = 50_000
 
 
 @dataclass

@@ -31,7 +31,7 @@ def ingest(
     input_sha256: str | None = None,
     progress: ProgressCallback | None = None,
     batch_records: int = 5000,
-    batch_samples: int = 500_000,
+    batch_samples: int = 250_000,
     batch_bytes: int = 16 << 20,
     hold_for_review: bool = False,
 ) -> IngestResult:
