@@ -42,6 +42,11 @@ def test_sqlite_file_is_owner_only(tmp_path: Path) -> None:
     engine.dispose()
 
 
+def test_head_constant_is_the_newest_migration_script() -> None:
+    # Commands compare against HEAD without loading Alembic; it must follow the scripts.
+    assert migrate.script_head() == migrate.HEAD
+
+
 def test_migrations_reach_head_and_match_the_tables(store: Store) -> None:
     assert migrate.current_revision(store.engine) == migrate.head_revision()
     inspector = sa.inspect(store.engine)
