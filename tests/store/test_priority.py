@@ -1,10 +1,9 @@
-"""Source priority, day by day (store/_priority.py), equals the rule applied to the
+"""Source priority, page by page (store/_priority.py), equals the rule applied to the
 whole history at once (the oracle below, written straight from the rule)."""
 
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
 from collections.abc import Iterator
 
 import numpy as np
@@ -15,9 +14,10 @@ from hypothesis import strategies as st
 from healthspace.model import SampleBatch
 from healthspace.store import SeriesRepository, SpaceSession, ingest
 from healthspace.store._chunk import ChunkData
-from healthspace.store._priority import DAY_MS, resolve_days, source_order
+from healthspace.store._priority import resolve, source_order
 
 HOUR = 3_600_000
+DAY_MS = 86_400_000
 RANKS = {"Watch": 0, "Watch B": 0, "iPhone": 1, "Scale": 2}
 
 
@@ -46,35 +46,33 @@ def oracle(
     return out
 
 
-def by_day(samples: list[tuple[int, int, float, str]]) -> list[tuple[int, ChunkData]]:
-    days: dict[int, list[tuple[int, int, float, str]]] = defaultdict(list)
-    for s in samples:
-        days[s[0] // DAY_MS].append(s)
-    out = []
-    for day in sorted(days):
-        rows = sorted(days[day])
-        names = tuple(sorted({r[3] for r in rows}))
-        out.append(
-            (
-                day,
-                ChunkData(
-                    np.array([r[0] for r in rows], dtype=np.int64),
-                    np.array([r[1] for r in rows], dtype=np.int64),
-                    np.array([r[2] for r in rows], dtype=np.float64),
-                    np.array([names.index(r[3]) for r in rows], dtype=np.uint16),
-                    names,
-                ),
-            )
-        )
-    return out
+def chunk_of(rows: list[tuple[int, int, float, str]]) -> ChunkData:
+    names = tuple(sorted({r[3] for r in rows}))
+    return ChunkData(
+        np.array([r[0] for r in rows], dtype=np.int64),
+        np.array([r[1] for r in rows], dtype=np.int64),
+        np.array([r[2] for r in rows], dtype=np.float64),
+        np.array([names.index(r[3]) for r in rows], dtype=np.uint16),
+        names,
+    )
+
+
+def paged(samples: list[tuple[int, int, float, str]], cuts: list[int]) -> list[ChunkData]:
+    """The samples sorted by (t, duration, source), split before the given positions."""
+    rows = sorted(samples, key=lambda r: (r[0], r[1], r[3]))
+    bounds = [0, *sorted({c for c in cuts if 0 < c < len(rows)}), len(rows)]
+    return [chunk_of(rows[lo:hi]) for lo, hi in itertools.pairwise(bounds)]
 
 
 def resolved(
-    samples: list[tuple[int, int, float, str]],
+    samples: list[tuple[int, int, float, str]], cuts: list[int] | None = None
 ) -> dict[tuple[int, int, str], tuple[float, float]]:
+    if cuts is None:  # one page per UTC day, as the store reads them
+        rows = sorted(samples)
+        cuts = [i for i in range(1, len(rows)) if rows[i][0] // DAY_MS != rows[i - 1][0] // DAY_MS]
     out: dict[tuple[int, int, str], tuple[float, float]] = {}
     lost: dict[tuple[int, int, str], float] = {}
-    for _, counted, overlap in resolve_days(by_day(samples), source_order(RANKS)):
+    for counted, overlap in resolve(paged(samples, cuts), source_order(RANKS)):
         for t, d, v, i in zip(
             counted.t_ms, counted.duration_ms, counted.values, counted.source_idx, strict=True
         ):
@@ -100,10 +98,12 @@ SAMPLES = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(SAMPLES)
-def test_day_by_day_equals_the_whole_history(samples: list[tuple[int, int, float, str]]) -> None:
+@given(SAMPLES, st.lists(st.integers(0, 40), max_size=6), st.booleans())
+def test_page_by_page_equals_the_whole_history(
+    samples: list[tuple[int, int, float, str]], cuts: list[int], by_day: bool
+) -> None:
     expected = oracle(samples, RANKS)
-    got = resolved(samples)
+    got = resolved(samples, None if by_day else cuts)
     assert got.keys() == expected.keys()
     for key, (counted, lost) in expected.items():
         assert np.isclose(got[key][0], counted, rtol=1e-12, atol=1e-9), key
@@ -124,9 +124,8 @@ def test_a_phone_sample_across_midnight_is_covered_by_next_days_watch() -> None:
 def test_ties_in_rank_go_by_name_and_unranked_sources_come_last() -> None:
     assert source_order({"b": 0, "a": 0, "c": 1}) == {"a": 0, "b": 1, "c": 2}
     day = [(0, 60_000, 5.0, "Unknown app"), (0, 60_000, 7.0, "Watch")]
-    chunk = by_day(day)
-    out = list(resolve_days(chunk, source_order({"Watch": 0})))
-    ((_, counted, overlap),) = out
+    out = list(resolve([chunk_of(day)], source_order({"Watch": 0})))
+    ((counted, overlap),) = out
     values = dict(
         zip((counted.sources[i] for i in counted.source_idx), counted.values, strict=True)
     )
@@ -154,7 +153,12 @@ def _ranked_items() -> list[SampleBatch]:
             rank=0,
         ),
         SampleBatch(
-            "heart_rate", "count/min", watch_t, np.zeros(30), np.full(30, 60.0), source="Watch"
+            "heart_rate",
+            "count/min",
+            watch_t,
+            np.zeros(30, dtype=np.int64),
+            np.full(30, 60.0),
+            source="Watch",
         ),
         SampleBatch(
             "steps",

@@ -10,9 +10,9 @@ keeps each sample with its counted value; what it lost, ``value - counted``, goe
 the overlap series under the same time and source, so metric + overlap, sample by
 sample, is exactly what each source recorded.
 
-Days are resolved one at a time, in order, so memory does not grow with the length
-of the history: a day sees the spans carried over from earlier days and the samples
-of the following days that start before its own samples end.
+Pages of days are resolved one at a time, in order, so memory does not grow with
+the length of the history: a page sees the spans carried over from earlier pages
+and the samples of the following pages that start before its own samples end.
 """
 
 from __future__ import annotations
@@ -30,15 +30,13 @@ from healthspace.store._chunk import ChunkData
 from healthspace.store.series import SeriesRepository, _concat_sorted, _row_id
 from healthspace.store.tables import series_chunks as sc
 
-__all__ = ["resolve_days", "resolve_job", "source_order"]
+__all__ = ["resolve", "resolve_job", "source_order"]
 
 _PAGE_DAYS = 256  # days read, and written back, at a time
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 Bool = npt.NDArray[np.bool_]
-
-DAY_MS = 86_400_000  # chunks are UTC days
 
 
 def source_order(ranks: Mapping[str, int]) -> dict[str, int]:
@@ -111,53 +109,64 @@ def _shares(t: I64, d: I64, place: I64, ctx_s: I64, ctx_e: I64, ctx_place: I64) 
     return share
 
 
-def resolve_days(
-    days: Iterable[tuple[int, ChunkData]], order: Mapping[str, int]
-) -> Iterator[tuple[int, ChunkData, ChunkData | None]]:
-    """(day, counted chunk, overlap chunk or None) for each (day, chunk), days ascending.
+def resolve(
+    pages: Iterable[ChunkData], order: Mapping[str, int]
+) -> Iterator[tuple[ChunkData, ChunkData | None]]:
+    """(counted, overlap or None) for each page of samples.
 
-    ``order`` is :func:`source_order` of the sources' ranks.
+    Pages are consecutive stretches of one metric's samples, each sorted by time and
+    later than the one before (days of chunks, concatenated). A page sees the spans
+    carried over from earlier pages that reach into it and the samples of later
+    pages that start before its own samples end. ``order`` is :func:`source_order`
+    of the sources' ranks.
     """
-    source = iter(days)
-    ahead: deque[tuple[int, ChunkData, I64]] = deque()
+    source = iter(pages)
+    ahead: deque[tuple[ChunkData, I64]] = deque()
     carried = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
     def pull() -> bool:
-        for day, chunk in source:
-            ahead.append((day, chunk, _places(chunk, order)))
-            return True
+        for page in source:
+            if len(page):
+                ahead.append((page, _places(page, order)))
+                return True
         return False
 
     while ahead or pull():
-        day, chunk, place = ahead.popleft()
-        t, d = chunk.t_ms, chunk.duration_ms
+        page, place = ahead.popleft()
+        t, d = page.t_ms, page.duration_ms
         end = t + d
-        reach = int(end.max()) if len(end) else 0
-        # Later days whose samples may start before this day's samples end.
-        while (not ahead or ahead[-1][0] * DAY_MS < reach) and pull():
+        reach = int(end.max())
+        # Later pages whose samples may start before this page's samples end.
+        while (not ahead or int(ahead[-1][0].t_ms[-1]) < reach) and pull():
             pass
-        later = [item for item in ahead if item[0] * DAY_MS < reach]
-        ctx_s = np.concatenate([carried[0], t, *(c.t_ms for _, c, _ in later)])
-        ctx_e = np.concatenate([carried[1], end, *(c.t_ms + c.duration_ms for _, c, _ in later)])
-        ctx_p = np.concatenate([carried[2], place, *(p for _, _, p in later)])
+        later_s, later_e, later_p = [], [], []
+        for other, other_place in ahead:
+            cut = int(np.searchsorted(other.t_ms, reach, side="left"))
+            later_s.append(other.t_ms[:cut])
+            later_e.append(other.t_ms[:cut] + other.duration_ms[:cut])
+            later_p.append(other_place[:cut])
+        ctx_s = np.concatenate([carried[0], t, *later_s])
+        ctx_e = np.concatenate([carried[1], end, *later_e])
+        ctx_p = np.concatenate([carried[2], place, *later_p])
         share = _shares(t, d, place, ctx_s, ctx_e, ctx_p)
-        counted_values = chunk.values * share
-        counted = ChunkData(t, d, counted_values, chunk.source_idx, chunk.sources)
-        lost = (share < 1.0) & (chunk.values != 0)
+        counted_values = page.values * share
+        counted = ChunkData(t, d, counted_values, page.source_idx, page.sources)
+        lost = (share < 1.0) & (page.values != 0)
         overlap = None
         if bool(lost.any()):
             overlap = ChunkData(
                 t[lost],
                 d[lost],
-                chunk.values[lost] - counted_values[lost],
-                chunk.source_idx[lost],
-                chunk.sources,
+                page.values[lost] - counted_values[lost],
+                page.source_idx[lost],
+                page.sources,
             )
-        yield day, counted, overlap
-        # Spans reaching past this day may cover the next days' samples.
-        next_start = (day + 1) * DAY_MS
-        keep_old = carried[1] > next_start
-        keep_new = (end > next_start) & (d > 0)
+        yield counted, overlap
+        # Every later sample starts at or after this page's last one: only spans
+        # reaching past it can still cover something.
+        last = int(t[-1])
+        keep_old = carried[1] > last
+        keep_new = (end > last) & (d > 0)
         carried = (
             np.concatenate([carried[0][keep_old], t[keep_new]]),
             np.concatenate([carried[1][keep_old], end[keep_new]]),
@@ -175,43 +184,30 @@ def resolve_job(
     """Apply the rule to import job ``job_id``'s pending chunks of ``metric``.
 
     Runs inside the job's completing transaction, before its chunks become visible:
-    each day's pending chunk gets the counted values, and what was lost goes to the
-    job's pending chunks of ``metric + OVERLAP_SUFFIX``. Reads and writes a page of
-    days at a time.
+    days whose samples lost something get the counted values in place, and what was
+    lost goes to the job's pending chunks of ``metric + OVERLAP_SUFFIX``. Reads,
+    resolves and writes a page of days at a time.
     """
     if not job_id:
         raise ValueError("a job id is required (the empty key is the visible data)")
     index = repo._metric_index(metric)
     scope = repo._scope(index, job_id)
 
-    def stored_days() -> Iterator[tuple[int, ChunkData]]:
+    def pages() -> Iterator[ChunkData]:
         last: int | None = None
         while True:
             query = sa.select(sc.c.day, sc.c.payload).where(*scope)
             if last is not None:
                 query = query.where(sc.c.day > last)
             rows = conn.execute(query.order_by(sc.c.day).limit(_PAGE_DAYS)).all()
-            for day, payload in rows:
-                yield int(day), repo._load(payload, _row_id(index, int(day)))
+            if rows:
+                yield _concat_sorted([repo._load(p, _row_id(index, int(day))) for day, p in rows])
             if len(rows) < _PAGE_DAYS:
                 return
             last = int(rows[-1].day)
 
-    counted: list[ChunkData] = []
-    lost: list[ChunkData] = []
-
-    def write_back() -> None:
-        if counted:
-            repo._write_metric(conn, metric, _concat_sorted(counted), job_id)
-        if lost:
-            repo._write_metric(conn, metric + OVERLAP_SUFFIX, _concat_sorted(lost), job_id)
-        counted.clear()
-        lost.clear()
-
-    for _, day_counted, day_lost in resolve_days(stored_days(), source_order(ranks)):
-        counted.append(day_counted)
-        if day_lost is not None:
-            lost.append(day_lost)
-        if len(counted) >= _PAGE_DAYS:
-            write_back()
-    write_back()
+    for counted, overlap in resolve(pages(), source_order(ranks)):
+        if overlap is None:
+            continue  # nothing lost: the page stays as written
+        repo._replace_days(conn, metric, counted, job_id, only=overlap.t_ms)
+        repo._write_metric(conn, metric + OVERLAP_SUFFIX, overlap, job_id)

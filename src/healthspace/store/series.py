@@ -293,6 +293,27 @@ class SeriesRepository:
         self._update_rows(conn, updates)
         return int(merged.changed.sum())
 
+    def _replace_days(
+        self, conn: Connection, metric: str, chunk: ChunkData, job_key: str, *, only: Any
+    ) -> None:
+        """Overwrite stored days of ``metric`` with ``chunk``'s rows of those days.
+
+        For days known to be stored under ``job_key`` (the caller just read them): no
+        read, no merge. ``only`` holds instants; their days are the ones rewritten.
+        """
+        s = self.session
+        index = self._metric_index(metric)
+        days = chunk.t_ms // DAY_MS
+        keep = np.isin(days, np.unique(np.asarray(only) // DAY_MS))
+        merged = merge_days([], chunk.take(keep), days[keep])
+        now = datetime.now(UTC)
+        rows = []
+        for day, row in self._sealed(index, merged):
+            row.update(k_user=s.user_id, k_space=s.space.value, k_metric=index, k_day=day)
+            row.update(k_job=job_key, updated_at=now)
+            rows.append(row)
+        self._update_rows(conn, rows)
+
     # -- import jobs --------------------------------------------------------------------
 
     def finalize_job(self, conn: Connection, job_id: str) -> int:
