@@ -7,14 +7,18 @@ start, end), not the file, so a later export of the same data updates in place.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Final
+from datetime import UTC, date, datetime, timedelta
+from itertools import repeat
+from operator import mod
+from typing import Any, Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel
 
 from healthspace.model import (
     HEALTHKIT,
@@ -63,7 +67,13 @@ def stable_id(kind: str, *parts: str) -> str:
     return f"apple_health:{kind}:{digest}"
 
 
+@functools.lru_cache(maxsize=64)
 def moment(text: str | None) -> PartialDateTime | None:
+    """``text`` as a PartialDateTime, None if empty or unreadable.
+
+    Cached: the builder reads an element's date to check it against the export date,
+    then the element's reader reads it again; the value is immutable, so both share it.
+    """
     if not text:
         return None
     try:
@@ -229,6 +239,7 @@ def workout(
     return Attached(record, original=raw)
 
 
+@functools.cache
 def _zone(offset_min: int) -> str:
     if offset_min == 0:
         return "Z"
@@ -236,52 +247,167 @@ def _zone(offset_min: int) -> str:
     return f"{'-' if offset_min < 0 else '+'}{hours:02d}:{minutes:02d}"
 
 
-def moments(ms: npt.NDArray[np.int64], offset_min: int) -> list[PartialDateTime]:
-    """Epoch-ms instants as PartialDateTimes in the zone they were recorded in.
-
-    The local text of all of them comes from one numpy call; equal instants share
-    one object (a stage's end is usually the next one's start).
-    """
-    local = (ms + offset_min * 60_000).astype("datetime64[ms]")
-    precise = ms % 1000 != 0
-    texts = np.datetime_as_string(local, unit="ms" if bool(precise.any()) else "s").tolist()
-    zone = _zone(offset_min)
-    made: dict[int, PartialDateTime] = {}
-    out: list[PartialDateTime] = []
-    for t, text, fine in zip(ms.tolist(), texts, precise.tolist(), strict=True):
-        found = made.get(t)
-        if found is None:
-            found = made[t] = PartialDateTime(
-                original=text + zone,
-                precision=Precision.millisecond if fine else Precision.second,
-                start=_EPOCH + timedelta(milliseconds=t),
-                tz_known=True,
-                utc_offset_minutes=offset_min,
-            )
-        out.append(found)
-    return out
-
-
+# An export holds thousands of nights of tens of stage periods each, so the moments,
+# periods and sessions of sleep are made without pydantic validation, which would cost
+# several times the rest. Every value is made the way validation would leave it:
+# ``start`` an aware datetime in UTC, ``tz_known`` with an offset inside +/-23:59 (else
+# the validating constructor runs, and raises as before), ``stage`` a value of
+# SLEEP_STAGE_VALUES, the fields set those a validated call would set; the objects equal
+# validated ones field for field and serialise to the same bytes
+# (tests/sources/test_apple_sleep_speed.py holds them to it).
+_M = TypeVar("_M", bound=BaseModel)
+_new: Final = object.__new__
+_set: Final = object.__setattr__
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS: Final = timedelta(milliseconds=1)
+_DAY_MIN: Final = 24 * 60
+_MOMENT_FIELDS: Final = set(PartialDateTime.model_fields)
+_STAGE_FIELDS: Final = set(SleepStagePeriod.model_fields)
+_SESSION_FIELDS: Final = {
+    "source_id",
+    "provenance",
+    "start",
+    "end",
+    "stages",
+    "source_name",
+    "device",
+}
+
+
+def _trusted(cls: type[_M], fields_set: set[str], values: list[dict[str, Any]]) -> list[_M]:
+    """``[cls(**v) for v in values]`` for values that are already what the validators of
+    ``cls`` (frozen, no extras, no private attributes) would return, and would set
+    ``fields_set``.
+
+    All share the one ``fields_set``, which pydantic never changes on a frozen model
+    (``model_copy`` copies it first); a set each would be half as many objects again for
+    the garbage collector to walk.
+    """
+    made: list[_M] = []
+    for value in values:
+        obj = _new(cls)
+        _set(obj, "__dict__", value)
+        _set(obj, "__pydantic_fields_set__", fields_set)
+        _set(obj, "__pydantic_extra__", None)
+        _set(obj, "__pydantic_private__", None)
+        made.append(obj)
+    return made
+
+
+_TWO_DIGITS: Final = [f"{n:02d}" for n in range(60)]
+_CLOCK: Final = [f"{h:02d}:{m:02d}" for h in range(24) for m in range(60)]
+_DAY_MS: Final = 86_400_000
+_ORDINAL_1970: Final = date(1970, 1, 1).toordinal()
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_text(day: int) -> str:
+    """Days since 1970-01-01 as YYYY-MM-DD; ValueError outside the years 1..9999."""
+    return date.fromordinal(day + _ORDINAL_1970).isoformat()
+
+
+def _originals(instants: list[int], offset_min: int, fine: bool) -> list[str]:
+    """The text of epoch-ms instants at a UTC offset: local time to the second (to the
+    millisecond if ``fine``), then the zone. The local time is written exactly as
+    ``np.datetime_as_string`` writes it (which it still does past the year 9999); that
+    call alone costs as much as the rest of a night of a stage or two."""
+    shift = offset_min * 60_000
+    zone = _zone(offset_min)
+    texts: list[str] = []
+    try:
+        for t in instants:
+            day, in_day = divmod(t + shift, _DAY_MS)
+            minute, ms = divmod(in_day, 60_000)
+            second, ms = divmod(ms, 1000)
+            if fine:
+                texts.append(
+                    f"{_day_text(day)}T{_CLOCK[minute]}:{_TWO_DIGITS[second]}.{ms:03d}{zone}"
+                )
+            else:
+                texts.append(f"{_day_text(day)}T{_CLOCK[minute]}:{_TWO_DIGITS[second]}{zone}")
+    except (ValueError, OverflowError):  # local date outside the years 1..9999: numpy's way
+        local = (np.array(instants, dtype=np.int64) + shift).astype("datetime64[ms]")
+        text: list[str] = np.datetime_as_string(local, unit="ms" if fine else "s").tolist()
+        return [t + zone for t in text]
+    return texts
+
+
+def _distinct_moments(
+    instants: list[int], offset_min: int
+) -> tuple[dict[int, PartialDateTime], bool]:
+    """One PartialDateTime per distinct epoch-ms instant, made in first-seen order, and
+    whether their text is at milliseconds (it is for all if any instant has a fraction)."""
+    offset_min = int(offset_min)  # a numpy integer would be stored as one
+    distinct = list(dict.fromkeys(instants))
+    fine = any(map(mod, distinct, repeat(1000)))
+    originals = _originals(distinct, offset_min, fine)
+    # Exact integer arithmetic, as _EPOCH + timedelta(milliseconds=t) but without parsing
+    # arguments. (datetime.fromtimestamp would count leap seconds under a right/ TZ.)
+    starts = [_EPOCH + _ONE_MS * t for t in distinct]
+    second = Precision.second
+    precisions = (
+        [Precision.millisecond if t % 1000 else second for t in distinct]
+        if fine
+        else repeat(second)
+    )
+    values = [
+        {
+            "original": original,
+            "precision": precision,
+            "start": start,
+            "tz_known": True,
+            "utc_offset_minutes": offset_min,
+        }
+        for original, precision, start in zip(originals, precisions, starts, strict=False)
+    ]
+    if -_DAY_MIN < offset_min < _DAY_MIN:
+        made = _trusted(PartialDateTime, _MOMENT_FIELDS, values)
+    else:  # out of range: let validation say why, as it always did
+        made = [PartialDateTime(**value) for value in values]
+    return dict(zip(distinct, made, strict=True)), fine
+
+
+def moments(ms: npt.NDArray[np.int64], offset_min: int) -> list[PartialDateTime]:
+    """Epoch-ms instants as PartialDateTimes in the zone they were recorded in; equal
+    instants share one object (a stage's end is usually the next one's start)."""
+    instants: list[int] = ms.tolist()
+    made, _ = _distinct_moments(instants, offset_min)
+    return [made[t] for t in instants]
 
 
 def sleep_session(night: SleepNight, prov: Provenance) -> SleepSession:
     off = night.offset_min
-    ends = night.t + night.d
-    bounds = moments(np.concatenate((night.t, ends)), off)
-    n = len(night.t)
-    stages = tuple(
-        SleepStagePeriod(stage=SLEEP_STAGE_VALUES[int(code)], start=bounds[i], end=bounds[n + i])
-        for i, code in enumerate(night.codes.tolist())
+    starts: list[int] = night.t.tolist()
+    ends: list[int] = (night.t + night.d).tolist()
+    made, fine = _distinct_moments(starts + ends, off)
+    stages = _trusted(
+        SleepStagePeriod,
+        _STAGE_FIELDS,
+        [
+            {"stage": SLEEP_STAGE_VALUES[int(code)], "start": made[a], "end": made[b]}
+            for code, a, b in zip(night.codes.tolist(), starts, ends, strict=True)
+        ],
     )
-    first = int(night.t[0])
-    last = int(ends.max())
-    return SleepSession(
-        source_id=stable_id("sleep", night.source, str(first)),
-        provenance=prov,
-        start=bounds[0] if n else moments(np.array([first]), off)[0],
-        end=moments(np.array([last], dtype=np.int64), off)[0],
-        stages=stages,
-        source_name=night.source or None,
-        device=night.device or None,
+    first = starts[0]
+    last = max(ends)
+    # Alone, a whole-second end is written to the second, even in a night at milliseconds.
+    end = made[last] if last % 1000 or not fine else _distinct_moments([last], off)[0][last]
+    (session,) = _trusted(
+        SleepSession,
+        _SESSION_FIELDS,
+        [
+            {
+                "kind": "sleep",
+                "source_id": stable_id("sleep", night.source, str(first)),
+                "provenance": prov,
+                "status": None,
+                "note": None,
+                "start": made[first],
+                "end": end,
+                "stages": tuple(stages),
+                "source_name": night.source or None,
+                "device": night.device or None,
+            }
+        ],
     )
+    return session
