@@ -818,3 +818,23 @@ def test_hostile_archives_are_refused_naming_archive_and_member(
             InputFile.from_path(path),
             ImportContext(file=InputFile.from_path(path), file_sha256="0" * 64),
         ).__next__()
+
+
+def test_a_sample_ending_after_the_export_date_is_flagged(
+    health: SpaceSession, tmp_path: Path
+) -> None:
+    # A night of sleep that "ends" in the year 9999 would overflow dates further on.
+    body = _steps("Alex’s iPhone", PHONE_DEVICE, _at(0), _at(5), 10) + (
+        '<Record type="HKCategoryTypeIdentifierSleepAnalysis" sourceName="W" '
+        f'startDate="{_at(10)}" endDate="9999-12-31 23:59:00 -1400" '
+        'value="HKCategoryValueSleepAnalysisAsleepCore"/>\n'
+    )
+    path = tmp_path / "export.xml"
+    path.write_bytes(_export(body))
+    outcome = one(import_paths(health, [path]))
+    assert outcome.error is None
+    assert list(stored(health, "steps").values()) == [10]
+    assert stored(health, "sleep") == {}
+    assert "Record 2 (HKCategoryTypeIdentifierSleepAnalysis): ends after the export date" in (
+        "\n".join(outcome.warnings)
+    )

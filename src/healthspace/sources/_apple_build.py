@@ -113,7 +113,7 @@ class Builder:
             v = scan.values[rows]
             if plan.scale != 1.0 or plan.shift != 0.0:
                 v = v * plan.scale + plan.shift
-            bad = (d < 0) | (t > self.horizon_ms) | ~np.isfinite(v)
+            bad = (d < 0) | (t + d > self.horizon_ms) | ~np.isfinite(v)
             if bool(bad.any()):
                 self._report(key[0], scan, rows, d, t, v)
                 keep = ~bad
@@ -141,6 +141,7 @@ class Builder:
         for mask, reason in (
             (d < 0, "ends before it starts"),
             (t > self.horizon_ms, "dated after the export date; not stored"),
+            ((t <= self.horizon_ms) & (t + d > self.horizon_ms), "ends after the export date"),
             (~np.isfinite(v), "value is not a finite number"),
         ):
             hits = np.flatnonzero(mask)
