@@ -36,7 +36,7 @@ from healthspace.model import (
     Workout,
     convert,
 )
-from healthspace.sources import _apple_input
+from healthspace.sources import _apple_input, _apple_scan
 from healthspace.sources._apple_metrics import HRV_BEATS, plan_for
 from healthspace.sources._apple_scan import scan_block
 from healthspace.sources.apple_health import AppleHealthSource
@@ -682,7 +682,15 @@ def test_block_boundaries_do_not_change_the_items(
     assert ctx.warnings == []
 
 
-def test_worker_processes_scan_like_the_main_process(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("native", [True, False], ids=["threads", "processes"])
+def test_workers_scan_like_the_main_process(native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Threads with the native scanner; worker processes with the pure-Python one
+    # (what an install without a C compiler runs).
+    if native and not _apple_scan.NATIVE:
+        pytest.skip("native scanner not built")
+    if not native:
+        monkeypatch.setattr(_apple_input, "NATIVE", False)
+        monkeypatch.setattr(_apple_scan, "_native_scan", None)
     xml = _padded_export()
     monkeypatch.setattr(_apple_input, "BLOCK", 4096)
     stream = InputFile.from_bytes(xml, "x").open()

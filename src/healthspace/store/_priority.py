@@ -32,7 +32,8 @@ from healthspace.store.tables import series_chunks as sc
 
 __all__ = ["resolve", "resolve_job", "source_order"]
 
-_PAGE_DAYS = 256  # days read, and written back, at a time
+_PAGE_DAYS = 256  # days read per query
+_PAGE_SAMPLES = 32_768  # samples resolved, and written back, at a time
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -186,7 +187,7 @@ def resolve_job(
     Runs inside the job's completing transaction, before its chunks become visible:
     days whose samples lost something get the counted values in place, and what was
     lost goes to the job's pending chunks of ``metric + OVERLAP_SUFFIX``. Reads,
-    resolves and writes a page of days at a time.
+    resolves and writes a page of whole days (about ``_PAGE_SAMPLES``) at a time.
     """
     if not job_id:
         raise ValueError("a job id is required (the empty key is the visible data)")
@@ -194,17 +195,26 @@ def resolve_job(
     scope = repo._scope(index, job_id)
 
     def pages() -> Iterator[ChunkData]:
+        # Whole days, about _PAGE_SAMPLES samples at a time (``n`` is a plain column).
         last: int | None = None
+        page: list[ChunkData] = []
+        size = 0
         while True:
-            query = sa.select(sc.c.day, sc.c.payload).where(*scope)
+            query = sa.select(sc.c.day, sc.c.n, sc.c.payload).where(*scope)
             if last is not None:
                 query = query.where(sc.c.day > last)
             rows = conn.execute(query.order_by(sc.c.day).limit(_PAGE_DAYS)).all()
-            if rows:
-                yield _concat_sorted([repo._load(p, _row_id(index, int(day))) for day, p in rows])
+            for day, n, payload in rows:
+                page.append(repo._load(payload, _row_id(index, int(day))))
+                size += int(n)
+                if size >= _PAGE_SAMPLES:
+                    yield _concat_sorted(page)
+                    page, size = [], 0
             if len(rows) < _PAGE_DAYS:
-                return
+                break
             last = int(rows[-1].day)
+        if page:
+            yield _concat_sorted(page)
 
     for counted, overlap in resolve(pages(), source_order(ranks)):
         if overlap is None:

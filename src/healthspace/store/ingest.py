@@ -32,7 +32,7 @@ def ingest(
     progress: ProgressCallback | None = None,
     batch_records: int = 5000,
     batch_samples: int = 250_000,
-    batch_bytes: int = 16 << 20,
+    batch_bytes: int = 4 << 20,
     hold_for_review: bool = False,
 ) -> IngestResult:
     """Write ``items`` as one import job; see the module docstring for the guarantees.
