@@ -53,6 +53,7 @@ _FOLDER: Final = "apple_health_export"
 _ROOT_TAG = re.compile(rb"<HealthData[\s>]")
 _CONTENT = re.compile(rb"\S")
 _MAX_CORRELATION: Final = 1 << 20
+_OPEN_CORRELATION: Final = b"<Correlation"
 
 
 def looks_like_export(head: bytes) -> bool:
@@ -209,9 +210,14 @@ def body_blocks(stream: IO[bytes] | _Guarded, first: bytes, name: str) -> Iterat
         cut = cut_point(chunk, len(chunk))
         block = rest + chunk[:cut] if cut > 0 else b""
         if block:
-            # A correlation that began before this chunk must end inside the block
-            # (cut_point saw only the chunk). They are small: look back a bounded stretch.
-            opened = block.rfind(b"<Correlation", max(0, len(block) - _MAX_CORRELATION))
+            # A correlation that began before this chunk (in ``rest``, its tag perhaps cut
+            # in two by the read) must end inside the block: cut_point saw only the
+            # chunk, and checked the chunk's own.
+            opened = block.rfind(
+                _OPEN_CORRELATION,
+                max(0, len(rest) - _MAX_CORRELATION),
+                len(rest) + len(_OPEN_CORRELATION),
+            )
             if opened != -1 and block.find(b"</Correlation>", opened) == -1:
                 cut, block = -1, b""
         if cut <= 0:

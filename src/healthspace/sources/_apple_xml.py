@@ -210,7 +210,7 @@ _TOP_START = re.compile(
     rb"<(?:Record|Correlation|Workout|ActivitySummary|ClinicalRecord|Audiogram"
     rb"|VisionPrescription|ExportDate|Me)(?=[\s/>])"
 )
-_WINDOW: Final = 1 << 16
+_WINDOW: Final = 1 << 14
 _MAX_CORRELATION: Final = 1 << 20
 
 
