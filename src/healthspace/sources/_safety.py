@@ -16,6 +16,7 @@ from typing import IO, Any
 from lxml import etree
 
 from healthspace.errors import SourceError
+from healthspace.sources._zip_inflate import open_member
 
 __all__ = [
     "Limits",
@@ -96,6 +97,7 @@ class SafeZip:
     def __init__(self, fh: IO[bytes], name: str, limits: Limits = DEFAULT_LIMITS) -> None:
         self.name = name
         self.limits = limits
+        self._fh = fh
         try:
             self._zip = zipfile.ZipFile(fh)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
@@ -158,14 +160,16 @@ class SafeZip:
 
     def open(self, member: str) -> IO[bytes]:
         info = self._members[member]
+        where = f"{self.name}!{member}"
+        budget = min(info.file_size, self.limits.max_member_bytes)
         try:
+            direct = open_member(self._fh, info, budget, where)
+            if direct is not None:
+                return direct
             inner = self._zip.open(info)
         except (zipfile.BadZipFile, OSError) as exc:
-            raise SourceError(
-                f"archive member unreadable ({exc})", file=f"{self.name}!{member}"
-            ) from None
-        budget = min(info.file_size, self.limits.max_member_bytes)
-        return io.BufferedReader(_CountingReader(inner, budget, f"{self.name}!{member}"))
+            raise SourceError(f"archive member unreadable ({exc})", file=where) from None
+        return io.BufferedReader(_CountingReader(inner, budget, where))
 
     def is_nested_archive(self, member: str) -> bool:
         with self.open(member) as fh:
