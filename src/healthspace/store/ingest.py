@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from healthspace.errors import HealthspaceError, IngestError
 from healthspace.model import AnyRecord, Sample, SampleBatch
 from healthspace.model.item import Attached
-from healthspace.store._job import IngestResult, ProgressCallback, _Job, _Pending, _Prepared
+from healthspace.store._job import IngestResult, ProgressCallback, _Job, _Pending
+from healthspace.store._job_records import PreparedRecord
 from healthspace.store.session import SpaceSession
 
 __all__ = ["IngestResult", "ProgressCallback", "ingest"]
@@ -52,7 +53,7 @@ def ingest(
     job = _Job(session, source, input_sha256 or uuid.uuid4().hex)
     job.find_resumable()
     pending = _Pending()
-    replay: list[_Prepared] = []
+    replay: list[PreparedRecord] = []
     done = 0
     try:
         for item in items:
@@ -64,11 +65,11 @@ def ingest(
                 # updates need re-deriving.
                 if not isinstance(item, (Sample, SampleBatch)):
                     replay.append(
-                        job.prepare(item if isinstance(item, Attached) else Attached(item))
+                        job.records.prepare(item if isinstance(item, Attached) else Attached(item))
                     )
                     if len(replay) >= batch_records or done == job.cursor:
                         with session.begin() as conn:
-                            job.replay(conn, replay)
+                            job.records.replay(conn, replay)
                         replay.clear()
                 continue
             if isinstance(item, SampleBatch):
@@ -79,7 +80,7 @@ def ingest(
                 pending.sample_count += 1
             else:
                 pending.add_record(
-                    job.prepare(item if isinstance(item, Attached) else Attached(item))
+                    job.records.prepare(item if isinstance(item, Attached) else Attached(item))
                 )
             if (
                 len(pending.records) >= batch_records
@@ -92,7 +93,7 @@ def ingest(
                     progress(done)
         if replay:
             with session.begin() as conn:
-                job.replay(conn, replay)
+                job.records.replay(conn, replay)
         with session.begin() as conn:
             if hold_for_review and (pending.samples or pending.batches or job.result.samples):
                 raise IngestError("samples cannot be held for review; import them directly")
