@@ -50,7 +50,6 @@ _FAST = re.compile(
     rb'(?:\s+device="([^"]*)")?(?:\s+unit="([^"]*)")?(?:\s+creationDate="[^"]*")?'
     rb'\s+startDate="([^"]*)"\s+endDate="([^"]*)"(?:\s+value="([^"]*)")?\s*/?>'
 )
-_DEVICE_NAME = re.compile(r"name:([^,>]*)")
 _CATEGORY: Final = b"HKCategoryTypeIdentifier"
 
 try:
@@ -255,11 +254,6 @@ def _decode_key(key: _BKey) -> Key:
     return (_text(kind), _text(source), _text(device).strip(), _text(unit))
 
 
-def _device_name(device: str) -> str:
-    match = _DEVICE_NAME.search(device)
-    return match.group(1).strip() if match else ""
-
-
 _NAME_END = re.compile(rb",|>|&gt;")
 
 
@@ -285,13 +279,13 @@ def _record_element(elem: Elem, ordinal: int, rows: _Rows) -> None:
     a = elem.attrs
     kind = a.get("type", "")
     source = a.get("sourceName") or a.get("source") or ""
-    device = _device_name(a.get("device", ""))
+    device = _device_name_bytes(_escaped(a.get("device", "")))  # one rule for both paths
     start = a.get("startDate", "")
     rows.text.append(
         (
             _escaped(kind),
             _escaped(source),
-            _escaped(device),
+            device,
             _escaped(a.get("unit", "")),
             start.encode(),
             a.get("endDate", start).encode(),
@@ -305,7 +299,7 @@ def _record_element(elem: Elem, ordinal: int, rows: _Rows) -> None:
     anchor = instant(start.encode())
     if anchor is None:
         return  # the record itself is reported as undated
-    key = (HRV_BEATS_TYPE.encode(), _escaped(source), _escaped(device), b"count/min")
+    key = (HRV_BEATS_TYPE.encode(), _escaped(source), device, b"count/min")
     for beat in beats:
         bpm = _number(beat.attrs.get("bpm", "").encode())
         moment = time_of_day_ms(beat.attrs.get("time", ""), anchor[0], anchor[1])
