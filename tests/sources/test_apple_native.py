@@ -309,3 +309,16 @@ def test_scan_positions_and_errors_of_the_native_function() -> None:
         scan(data, len(data) + 1)
     with pytest.raises(TypeError):
         scan("text", 0)  # type: ignore[arg-type]
+
+
+@native
+def test_thousands_of_keys_and_odd_rows_in_one_block() -> None:
+    # Past every initial capacity of the scanner: keys, its hash table, odd rows.
+    rec = (
+        '<Record type="T{}" sourceName="S{}" unit="u" startDate="2023-11-05 08:10:00 -0800" '
+        'endDate="2023-11-05 08:11:00 -0800" value="{}"/>'
+    )
+    block = "\n".join(rec.format(i % 300, i % 7, i if i % 3 else "1,5") for i in range(5000))
+    scan = same_scan(block.encode())
+    assert len(scan.keys) == 2100
+    assert scan.records == 5000

@@ -249,14 +249,39 @@ static uint64_t fnv(uint64_t h, span s) {
 
 static int span_eq(span a, span b) { return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, (size_t)a.n) == 0); }
 
-static int grow(void **buf, Py_ssize_t *cap, Py_ssize_t need, size_t size) {
-    if (need <= *cap) return 1;
-    Py_ssize_t next = *cap ? *cap : 1024;
-    while (next < need) next *= 2;
-    void *moved = realloc(*buf, (size_t)next * size);
-    if (moved == NULL) return 0;
-    *buf = moved;
-    *cap = next;
+/* Double the capacity of a set of columns that grow together; 0 when out of memory
+ * (arrays already moved stay valid and are freed by release()). */
+#define GROW(field, cap) \
+    do { \
+        void *moved_ = realloc(r->field, (size_t)(cap) * sizeof(*r->field)); \
+        if (moved_ == NULL) return 0; \
+        r->field = moved_; \
+    } while (0)
+
+static int grow_rows(result *r) {
+    Py_ssize_t cap = r->cap ? r->cap * 2 : 1024;
+    GROW(key_idx, cap);
+    GROW(ordinal, cap);
+    GROW(start_ms, cap);
+    GROW(end_ms, cap);
+    GROW(offset_min, cap);
+    GROW(value, cap);
+    r->cap = cap;
+    return 1;
+}
+
+static int grow_keys(result *r) {
+    Py_ssize_t cap = r->keys_cap ? r->keys_cap * 2 : 64;
+    GROW(keys, cap);
+    r->keys_cap = cap;
+    return 1;
+}
+
+static int grow_odd(result *r) {
+    Py_ssize_t cap = r->odd_cap ? r->odd_cap * 2 : 64;
+    GROW(odd_ordinal, cap);
+    GROW(odd_spans, cap * 7);
+    r->odd_cap = cap;
     return 1;
 }
 
@@ -293,7 +318,7 @@ static int32_t key_id(result *r, span type, span source, span device, span unit)
             return r->table_ids[j];
         j = (j + 1) & (r->table_cap - 1);
     }
-    if (!grow((void **)&r->keys, &r->keys_cap, r->n_keys + 1, sizeof(key_slot))) {
+    if (r->n_keys == r->keys_cap && !grow_keys(r)) {
         r->nomem = 1;
         return -1;
     }
@@ -338,24 +363,9 @@ static const char *record(result *r, const char *p, const char *end, int32_t ord
         && parse_value(a[A_VALUE], &value)) {
         int32_t id = key_id(r, a[A_TYPE], source, device, a[A_UNIT]);
         if (id < 0) return NULL;
-        if (r->rows == r->cap) {
-            Py_ssize_t cap = r->cap;
-            int ok = grow((void **)&r->key_idx, &cap, r->rows + 1, sizeof(int32_t));
-            cap = r->cap;
-            ok = ok && grow((void **)&r->ordinal, &cap, r->rows + 1, sizeof(int32_t));
-            cap = r->cap;
-            ok = ok && grow((void **)&r->start_ms, &cap, r->rows + 1, sizeof(int64_t));
-            cap = r->cap;
-            ok = ok && grow((void **)&r->end_ms, &cap, r->rows + 1, sizeof(int64_t));
-            cap = r->cap;
-            ok = ok && grow((void **)&r->offset_min, &cap, r->rows + 1, sizeof(int16_t));
-            cap = r->cap;
-            ok = ok && grow((void **)&r->value, &cap, r->rows + 1, sizeof(double));
-            if (!ok) {
-                r->nomem = 1;
-                return NULL;
-            }
-            r->cap = cap;
+        if (r->rows == r->cap && !grow_rows(r)) {
+            r->nomem = 1;
+            return NULL;
         }
         Py_ssize_t i = r->rows++;
         r->key_idx[i] = id;
@@ -365,17 +375,10 @@ static const char *record(result *r, const char *p, const char *end, int32_t ord
         r->offset_min[i] = offset;
         r->value[i] = value;
     } else {
-        Py_ssize_t cap = r->odd_cap;
-        if (!grow((void **)&r->odd_ordinal, &cap, r->odd_rows + 1, sizeof(int32_t))) {
+        if (r->odd_rows == r->odd_cap && !grow_odd(r)) {
             r->nomem = 1;
             return NULL;
         }
-        cap = r->odd_cap;
-        if (!grow((void **)&r->odd_spans, &cap, (r->odd_rows + 1), 7 * sizeof(span))) {
-            r->nomem = 1;
-            return NULL;
-        }
-        r->odd_cap = cap;
         span *s = &r->odd_spans[r->odd_rows * 7];
         s[0] = a[A_TYPE];
         s[1] = source;
